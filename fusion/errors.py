@@ -1,0 +1,41 @@
+"""Exceptions raised for bad input.
+
+Every error the library raises for a bad image is a subclass of :class:`ValueError`
+(the data is wrong) or :class:`OSError` (the file is missing or unreadable), so callers
+can catch the built-in types, and each message names the argument and the problem.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ImageNotFoundError",
+    "ImageReadError",
+    "ImageTooLargeError",
+    "ImageTooSmallError",
+    "InvalidImageError",
+    "ShapeMismatchError",
+]
+
+
+class InvalidImageError(ValueError):
+    """An image has an unsupported type, dtype, shape or value range, or non-finite values."""
+
+
+class ShapeMismatchError(InvalidImageError):
+    """A reference and a distorted image do not have the same height and width."""
+
+
+class ImageTooSmallError(InvalidImageError):
+    """An image is smaller than the smallest size a computation needs."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """An image has more pixels than the configured limit."""
+
+
+class ImageReadError(OSError):
+    """An image file does not exist, cannot be decoded, or is truncated."""
+
+
+class ImageNotFoundError(ImageReadError, FileNotFoundError):
+    """An image path does not exist."""
