@@ -44,18 +44,27 @@ def gaussian_window(size: int, sigma: float) -> NDArray[np.float64]:
 
 
 @lru_cache(maxsize=32)
-def _toeplitz_block(kernel_bytes: bytes, tile: int) -> NDArray[np.float32]:
+def _toeplitz_blocks(
+    kernel_bytes: bytes, tile: int, stride: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The banded block B with B[j·stride + k, j] = w_k, and its contiguous transpose."""
     kernel = np.frombuffer(kernel_bytes, dtype=np.float64)
     taps = kernel.size
-    block = np.zeros((tile + taps - 1, tile), dtype=np.float32)
+    block = np.zeros(((tile - 1) * stride + taps, tile), dtype=np.float32)
     for j in range(tile):
-        block[j : j + taps, j] = kernel
+        block[j * stride : j * stride + taps, j] = kernel
+    block_t = np.ascontiguousarray(block.T)
     block.flags.writeable = False
-    return block
+    block_t.flags.writeable = False
+    return block, block_t
 
 
 def correlate_valid(
-    stack: NDArray[np.float32], kernel: NDArray[np.float64], *, reuse: str | None = None
+    stack: NDArray[np.float32],
+    kernel: NDArray[np.float64],
+    *,
+    stride: int = 1,
+    reuse: str | None = None,
 ) -> Plane:
     """Correlate each plane of ``stack`` with ``kernel`` ⊗ ``kernel`` in ``'valid'`` mode.
 
@@ -65,29 +74,36 @@ def correlate_valid(
         Planes to filter together.
     kernel : ndarray, shape (n,)
         1-D kernel applied along both axes.
+    stride : int, default 1
+        Keep every ``stride``-th output along each axis, starting with the first (MATLAB's
+        ``filter2(w, x, 'valid')`` followed by ``(1:stride:end, 1:stride:end)``); only the
+        kept outputs are computed.
     reuse : str, optional
-        Write the result into the :func:`scratch` buffer of this tag instead of a new
-        array (the caller then owns it only until its next call with that tag).
+        Write the result into the :func:`~fusion._scratch.scratch` buffer of this tag
+        instead of a new array (the caller then owns it only until its next call with
+        that tag).
 
     Returns
     -------
-    ndarray of float32, shape (P, H - n + 1, W - n + 1)
-
+    ndarray of float32, shape (P, ceil((H - n + 1) / stride), ceil((W - n + 1) / stride))
     """
     planes, height, width = stack.shape
     taps = kernel.size
-    out_h, out_w = height - taps + 1, width - taps + 1
-    if out_h < 1 or out_w < 1:
+    if height < taps or width < taps:
         raise ValueError(f"planes of {height}×{width} are smaller than the {taps}-tap window")
-    block = _toeplitz_block(np.ascontiguousarray(kernel, np.float64).tobytes(), _TILE)
-    block_t = np.ascontiguousarray(block.T)
+    out_h = -(-(height - taps + 1) // stride)
+    out_w = -(-(width - taps + 1) // stride)
+    block, block_t = _toeplitz_blocks(
+        np.ascontiguousarray(kernel, np.float64).tobytes(), _TILE, stride
+    )
 
-    # Along rows: out[:, i] = Σ_k w_k x[:, i + k], one matrix product per tile of rows.
+    # Along rows: out[:, i] = Σ_k w_k x[:, i·stride + k], one matrix product per tile.
     rows = scratch("correlate_rows", (planes, out_h, width))
     for start in range(0, out_h, _TILE):
         stop = min(start + _TILE, out_h)
-        n = stop - start
-        np.matmul(block_t[:n, : n + taps - 1], stack[:, start : stop + taps - 1, :],
+        span = (stop - start - 1) * stride + taps
+        first = start * stride
+        np.matmul(block_t[: stop - start, :span], stack[:, first : first + span, :],
                   out=rows[:, start:stop, :])
 
     # Along columns, on the (P·out_h, W) matrix whose rows are contiguous.
@@ -97,8 +113,9 @@ def correlate_valid(
     out_flat = out.reshape(planes * out_h, out_w)
     for start in range(0, out_w, _TILE):
         stop = min(start + _TILE, out_w)
-        n = stop - start
-        np.matmul(flat[:, start : stop + taps - 1], block[: n + taps - 1, :n],
+        span = (stop - start - 1) * stride + taps
+        first = start * stride
+        np.matmul(flat[:, first : first + span], block[:span, : stop - start],
                   out=out_flat[:, start:stop])
     return out
 
@@ -116,6 +133,14 @@ def box_downsample(
     """
     if factor == 1:
         return np.asarray(plane, dtype=np.float32)
+    if factor == 2 and plane.shape[0] % 2 == 0 and plane.shape[1] % 2 == 0:
+        # The common case: the 2×2 box is anchored at its first tap, no padding is used.
+        even = np.asarray(plane, dtype=np.float32)
+        total = even[0::2, 0::2] + even[1::2, 0::2]
+        total += even[0::2, 1::2]
+        total += even[1::2, 1::2]
+        total *= np.float32(0.25)
+        return total
     before = (factor + 1) // 2 - 1
     out_h, out_w = (math.ceil(s / factor) for s in plane.shape)
     padded_h, padded_w = out_h * factor, out_w * factor

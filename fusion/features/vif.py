@@ -19,6 +19,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from fusion._scratch import scratch
 from fusion.features._filters import correlate_valid, gaussian_window
 from fusion.io import Image, ImageInput, load_pair, require_min_side
 
@@ -28,9 +29,6 @@ __all__ = ["VIFP_MIN_SIDE", "VIFP_NOISE_VARIANCE", "vifp"]
 VIFP_NOISE_VARIANCE = 2.0
 _EPS = 1e-10
 _SCALES = 4
-
-Plane = NDArray[np.float32]
-
 
 def _window_taps(scale: int) -> int:
     return (1 << (_SCALES - scale + 1)) + 1
@@ -97,47 +95,73 @@ def vifp_of(reference: Image, distorted: Image) -> float:
     require_min_side(reference, VIFP_MIN_SIDE, "VIFp (4 scales)")
     # Centre both planes on a common offset: the statistics are shift-invariant, and the
     # float32 second moments lose far less to cancellation.
-    shift = 0.5 * (float(reference.luma.mean(dtype=np.float64))
-                   + float(distorted.luma.mean(dtype=np.float64)))
-    x = (reference.luma - np.float32(shift)) * np.float32(255.0)
-    y = (distorted.luma - np.float32(shift)) * np.float32(255.0)
+    shift = np.float32(0.5 * (float(reference.luma.mean(dtype=np.float64))
+                              + float(distorted.luma.mean(dtype=np.float64))))
+    pair = scratch("vifp_pair", (2, *reference.shape))
+    np.subtract(reference.luma, shift, out=pair[0])
+    np.subtract(distorted.luma, shift, out=pair[1])
+    pair *= np.float32(255.0)
     numerator = 0.0
     denominator = 0.0
     for scale in range(1, _SCALES + 1):
         taps = _window_taps(scale)
         window = gaussian_window(taps, taps / 5.0)
-        if scale > 1:
-            low = correlate_valid(np.stack([x, y]), window)
-            x, y = low[0, ::2, ::2], low[1, ::2, ::2]
-        num, den = _scale_terms(x, y, window)
+        if scale > 1:  # filter2(win, x, 'valid'), then x(1:2:end, 1:2:end)
+            pair = correlate_valid(pair, window, stride=2, reuse=f"vifp_scale{scale}")
+        num, den = _scale_terms(pair, window)
         numerator += num
         denominator += den
     return numerator / denominator
 
 
-def _scale_terms(x: Plane, y: Plane, window: NDArray[np.float64]) -> tuple[float, float]:
-    stack = np.stack([x, y, x * x, y * y, x * y])
-    mu_x, mu_y, mean_xx, mean_yy, mean_xy = correlate_valid(stack, window)
-    sigma_x_sq = np.maximum(mean_xx - mu_x * mu_x, 0.0)
-    sigma_y_sq = np.maximum(mean_yy - mu_y * mu_y, 0.0)
-    sigma_xy = mean_xy - mu_x * mu_y
+def _scale_terms(pair: NDArray[np.float32], window: NDArray[np.float64]) -> tuple[float, float]:
+    """Σ log(1 + g²σx²/(σv² + σn²)) and Σ log(1 + σx²/σn²) of one scale (natural log)."""
+    x, y = pair
+    stack = scratch("vifp_stack", (5, *x.shape))
+    stack[:2] = pair
+    np.multiply(x, x, out=stack[2])
+    np.multiply(y, y, out=stack[3])
+    np.multiply(x, y, out=stack[4])
+    moments = correlate_valid(stack, window, reuse="vifp_moments")
+    mu_x, mu_y, sigma_x_sq, sigma_y_sq, sigma_xy = moments  # views, updated in place
+    work = scratch("vifp_work", mu_x.shape)
+    np.multiply(mu_x, mu_x, out=work)
+    sigma_x_sq -= work
+    np.maximum(sigma_x_sq, 0.0, out=sigma_x_sq)
+    np.multiply(mu_y, mu_y, out=work)
+    sigma_y_sq -= work
+    np.maximum(sigma_y_sq, 0.0, out=sigma_y_sq)
+    np.multiply(mu_x, mu_y, out=work)
+    sigma_xy -= work
+
+    eps = np.float32(_EPS)
+    gain = mu_x  # the means are no longer needed: reuse their memory
+    np.add(sigma_x_sq, eps, out=gain)
+    np.divide(sigma_xy, gain, out=gain)
+    sv_sq = mu_y
+    np.multiply(gain, sigma_xy, out=sv_sq)
+    np.subtract(sigma_y_sq, sv_sq, out=sv_sq)
 
     # The guards of vifp_mscale.m, in its order.
-    gain = sigma_xy / (sigma_x_sq + np.float32(_EPS))
-    sv_sq = sigma_y_sq - gain * sigma_xy
-    flat_ref = sigma_x_sq < _EPS
-    gain[flat_ref] = 0.0
-    sv_sq[flat_ref] = sigma_y_sq[flat_ref]
-    sigma_x_sq[flat_ref] = 0.0
-    flat_dist = sigma_y_sq < _EPS
-    gain[flat_dist] = 0.0
-    sv_sq[flat_dist] = 0.0
+    flat_ref = sigma_x_sq < eps
+    np.copyto(gain, 0.0, where=flat_ref)
+    np.copyto(sv_sq, sigma_y_sq, where=flat_ref)
+    np.copyto(sigma_x_sq, 0.0, where=flat_ref)
+    flat_dist = sigma_y_sq < eps
+    np.copyto(gain, 0.0, where=flat_dist)
+    np.copyto(sv_sq, 0.0, where=flat_dist)
     negative = gain < 0
-    sv_sq[negative] = sigma_y_sq[negative]
-    gain[negative] = 0.0
-    np.maximum(sv_sq, np.float32(_EPS), out=sv_sq)
+    np.copyto(sv_sq, sigma_y_sq, where=negative)
+    np.copyto(gain, 0.0, where=negative)
+    np.maximum(sv_sq, eps, out=sv_sq)
 
     sigma_n = np.float32(VIFP_NOISE_VARIANCE)
-    num = np.log10(1.0 + gain * gain * sigma_x_sq / (sv_sq + sigma_n))
-    den = np.log10(1.0 + sigma_x_sq / sigma_n)
-    return float(num.sum(dtype=np.float64)), float(den.sum(dtype=np.float64))
+    np.multiply(gain, gain, out=gain)  # log(1 + g²·σx² / (σv² + σn²))
+    gain *= sigma_x_sq
+    sv_sq += sigma_n
+    gain /= sv_sq
+    np.log1p(gain, out=gain)
+    sigma_x_sq /= sigma_n  # log(1 + σx² / σn²)
+    np.log1p(sigma_x_sq, out=sigma_x_sq)
+    # Natural logs: the ratio is the same as with the paper's log10.
+    return float(gain.sum(dtype=np.float64)), float(sigma_x_sq.sum(dtype=np.float64))
