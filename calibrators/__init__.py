@@ -1,6 +1,9 @@
-"""Score calibrators as scikit-learn regressors (VQEG logistic, isotonic, conformal).
+"""Score calibrators as scikit-learn regressors.
 
-Planned (see the project's issues); nothing is exported yet.
+:class:`LogisticCalibrator` fits the VQEG 4- or 5-parameter logistic; isotonic and
+split-conformal calibrators are planned (see the project's issues).
 """
 
-__all__: list[str] = []
+from calibrators.logistic import LogisticCalibrator, logistic4, logistic5
+
+__all__ = ["LogisticCalibrator", "logistic4", "logistic5"]

@@ -55,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="score a bundled example pair instead (default: coffee_jpeg)",
     )
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="SRCC/KRCC/PLCC/RMSE of each handcrafted feature alone on a rated database",
+        description="Print how well each full-reference handcrafted feature alone agrees "
+                    "with a database's human scores (PLCC/RMSE after the VQEG logistic).",
+    )
+    evaluate.add_argument("database", help="live, csiq, tid2013, tid2008, kadid10k or manifest")
+    evaluate.add_argument("path", help="the database's folder (or the manifest CSV)")
+    evaluate.add_argument("--cache", help="HDF5 feature cache to use and fill")
+    evaluate.add_argument("--published", help="published_correlations.csv to compare with")
     return parser
 
 
@@ -65,7 +76,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "evaluate":
+        return _evaluate(args)
     return _score(parser, args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fusion.datasets import load_dataset
+    from fusion.evaluation import format_markdown, human_baselines, published_srcc
+    from fusion.feature_table import compute_features
+
+    try:
+        dataset = load_dataset(args.database, args.path)
+        if dataset.mode != "fr":
+            raise ValueError(f"{dataset.name} is a no-reference database; the handcrafted "
+                             "baselines here are full-reference")
+        table = compute_features(dataset, cache=args.cache)
+        published = published_srcc(args.published, dataset.name) if args.published else {}
+        rows = human_baselines(dataset, table, published)
+    except (ValueError, OSError) as exc:
+        print(f"fusion-iqa: error: {exc}", file=sys.stderr)
+        return 1
+    print(dataset.summary())
+    if table.errors:
+        first = next(iter(table.errors.items()))
+        print(f"{len(table.errors)} item(s) failed, e.g. #{first[0]}: {first[1]}")
+    print(format_markdown(rows))
+    return 0
 
 
 def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -52,6 +52,8 @@ class FeatureExtractor(ABC):
     name: ClassVar[str]
     version: ClassVar[int]
     feature_names: ClassVar[tuple[str, ...]]
+    #: For each feature, whether a higher value means better quality.
+    higher_is_better: ClassVar[tuple[bool, ...]]
     min_side: ClassVar[int] = 16
     mode: ClassVar[str] = "fr"
 
@@ -91,6 +93,7 @@ class PSNRExtractor(FeatureExtractor):
     name = "psnr"
     version = 1
     feature_names = ("mse", "psnr")
+    higher_is_better = (False, True)
 
     def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
         """MSE and capped PSNR."""
@@ -104,6 +107,7 @@ class SSIMExtractor(FeatureExtractor):
     name = "ssim"
     version = 1
     feature_names = ("ssim",)
+    higher_is_better = (True,)
     min_side = SSIM_WINDOW
 
     def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
@@ -119,6 +123,7 @@ class MSSSIMExtractor(FeatureExtractor):
     name = "ms_ssim"
     version = 1
     feature_names = ("ms_ssim",)
+    higher_is_better = (True,)
     min_side = MS_SSIM_MIN_SIDE
 
     def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
@@ -132,6 +137,7 @@ class GMSDExtractor(FeatureExtractor):
     name = "gmsd"
     version = 1
     feature_names = ("gmsd",)
+    higher_is_better = (False,)
     min_side = 4
 
     def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
@@ -146,6 +152,7 @@ class VIFpExtractor(FeatureExtractor):
     name = "vifp"
     version = 1
     feature_names = ("vifp",)
+    higher_is_better = (True,)
     min_side = VIFP_MIN_SIDE
 
     def compute(self, reference: Image, distorted: Image) -> dict[str, float]:

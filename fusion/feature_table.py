@@ -1,0 +1,144 @@
+"""Compute (or reuse) the handcrafted features of every item of a dataset."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fusion.cache import FeatureCache, content_key
+from fusion.datasets import Dataset
+from fusion.features import FULL_REFERENCE_EXTRACTORS, FeatureExtractor
+from fusion.io import load_image, load_pair
+
+__all__ = ["FeatureTable", "compute_features"]
+
+
+@dataclass
+class FeatureTable:
+    """Feature vectors of a dataset's items, one row per item.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_items, n_features)
+        NaN rows for items that failed (see ``errors``).
+    feature_names : tuple of str
+    higher_is_better : tuple of bool
+        Direction of each feature.
+    extractor_keys : tuple of str
+        ``name_Vversion`` of the extractors that produced the columns.
+    errors : dict of int to str
+        Item index → ``"ExceptionType: message"`` for the items that failed.
+    from_cache, computed : int
+        How many (item, extractor) results came from the cache and how many were computed.
+    """
+
+    values: NDArray[np.float64]
+    feature_names: tuple[str, ...]
+    higher_is_better: tuple[bool, ...]
+    extractor_keys: tuple[str, ...]
+    errors: dict[int, str] = field(default_factory=dict)
+    from_cache: int = 0
+    computed: int = 0
+
+    def column(self, name: str) -> NDArray[np.float64]:
+        """The values of one feature."""
+        try:
+            return self.values[:, self.feature_names.index(name)]
+        except ValueError:
+            raise KeyError(f"no feature {name!r}; have {', '.join(self.feature_names)}") from None
+
+    @property
+    def ok(self) -> NDArray[np.bool_]:
+        """Mask of the items without error."""
+        mask = np.ones(len(self.values), dtype=bool)
+        mask[list(self.errors)] = False
+        return mask
+
+
+def compute_features(
+    dataset: Dataset,
+    extractors: Sequence[FeatureExtractor] | None = None,
+    *,
+    cache: FeatureCache | str | Path | None = None,
+    progress: bool | None = None,
+) -> FeatureTable:
+    """Features of every item, reusing cached ones; a failing item is recorded, not fatal.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    extractors : sequence of FeatureExtractor, optional
+        Default: the full-reference extractors for a full-reference dataset.
+    cache : FeatureCache, path or None
+        Where to look results up and store new ones (a path opens and closes a cache).
+    progress : bool or None
+        Show a tqdm progress bar; None shows it on a terminal only.
+
+    Returns
+    -------
+    FeatureTable
+    """
+    if extractors is None:
+        if dataset.mode != "fr":
+            raise ValueError("no-reference extractors must be given explicitly for now")
+        extractors = FULL_REFERENCE_EXTRACTORS
+    if dataset.mode == "fr" and any(getattr(e, "mode", "fr") != "fr" for e in extractors):
+        raise ValueError("a full-reference dataset needs full-reference extractors")
+    names = tuple(n for e in extractors for n in e.feature_names)
+    directions = tuple(d for e in extractors for d in e.higher_is_better)
+    values = np.full((len(dataset), len(names)), math.nan)
+    table = FeatureTable(values, names, directions, tuple(e.key for e in extractors))
+
+    owned = cache is not None and not isinstance(cache, FeatureCache)
+    store = cache if cache is None or isinstance(cache, FeatureCache) else FeatureCache(cache)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(dataset), desc=f"features {dataset.name}", unit="item",
+               disable=None if progress is None else not progress)
+    try:
+        for index, item in enumerate(dataset):
+            try:
+                row = _item_features(item.image, item.reference, extractors, store, table)
+            except (ValueError, OSError) as exc:
+                table.errors[index] = f"{type(exc).__name__}: {exc}"
+            else:
+                values[index] = row
+            bar.update(1)
+    finally:
+        bar.close()
+        if owned and store is not None:
+            store.close()
+        elif store is not None:
+            store.flush()
+    return table
+
+
+def _item_features(image: Path, reference: Path | None,
+                   extractors: Sequence[FeatureExtractor], cache: FeatureCache | None,
+                   table: FeatureTable) -> list[float]:
+    key = content_key(image, reference) if cache is not None else ""
+    results: dict[str, dict[str, float]] = {}
+    for extractor in extractors:
+        cached = cache.get(extractor.key, key) if cache is not None else None
+        if cached is not None:
+            results[extractor.key] = cached
+    missing = [e for e in extractors if e.key not in results]
+    table.from_cache += len(extractors) - len(missing)
+    if missing:
+        min_side = max(e.min_side for e in missing)
+        if reference is not None:
+            ref, dist = load_pair(reference, image, min_side=min_side)
+        else:
+            dist = ref = load_image(image, min_side=min_side)
+        for extractor in missing:
+            computed = extractor.compute(ref, dist)
+            results[extractor.key] = computed
+            if cache is not None:
+                cache.put(extractor.key, key, computed)
+        table.computed += len(missing)
+    return [results[e.key][n] for e in extractors for n in e.feature_names]
