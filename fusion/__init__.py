@@ -17,7 +17,16 @@ from fusion.errors import (
     ShapeMismatchError,
 )
 from fusion.examples import EXAMPLE_NAMES, example_pair
-from fusion.features import full_reference_features, gmsd, ms_ssim, mse, psnr, ssim, vifp
+from fusion.features import (
+    full_reference_features,
+    gmsd,
+    ms_ssim,
+    mse,
+    no_reference_features,
+    psnr,
+    ssim,
+    vifp,
+)
 from fusion.io import Image, load_image, load_pair
 
 __all__ = [
@@ -37,6 +46,7 @@ __all__ = [
     "load_pair",
     "ms_ssim",
     "mse",
+    "no_reference_features",
     "psnr",
     "ssim",
     "vifp",

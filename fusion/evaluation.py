@@ -52,7 +52,7 @@ def human_baselines(dataset: Dataset, table: FeatureTable,
     rows = []
     for column, (name, higher) in enumerate(zip(table.feature_names, table.higher_is_better,
                                                 strict=True)):
-        sign = 1.0 if higher else -1.0
+        sign = -1.0 if higher is False else 1.0
         x = table.values[usable, column]
         metrics = evaluate(sign * x, scores[usable], logistic=5)
         rows.append(BaselineRow(
@@ -74,7 +74,7 @@ def severity_baselines(dataset: Dataset, table: FeatureTable) -> list[BaselineRo
             continue
         for column, (name, higher) in enumerate(zip(table.feature_names,
                                                     table.higher_is_better, strict=True)):
-            sign = 1.0 if higher else -1.0
+            sign = -1.0 if higher is False else 1.0
             value = srcc(sign * table.values[mask, column], -levels[mask])
             rows.append(BaselineRow(dataset.name, name, kind, int(mask.sum()), value))
     return rows

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from fusion.cache import FeatureCache, content_key
 from fusion.datasets import Dataset
-from fusion.features import FULL_REFERENCE_EXTRACTORS, FeatureExtractor
+from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS, BaseExtractor
 from fusion.io import load_image, load_pair
 
 __all__ = ["FeatureTable", "compute_features"]
@@ -27,8 +27,8 @@ class FeatureTable:
     values : ndarray of shape (n_items, n_features)
         NaN rows for items that failed (see ``errors``).
     feature_names : tuple of str
-    higher_is_better : tuple of bool
-        Direction of each feature.
+    higher_is_better : tuple of bool or None
+        Direction of each feature (None: no inherent direction).
     extractor_keys : tuple of str
         ``name_Vversion`` of the extractors that produced the columns.
     errors : dict of int to str
@@ -39,7 +39,7 @@ class FeatureTable:
 
     values: NDArray[np.float64]
     feature_names: tuple[str, ...]
-    higher_is_better: tuple[bool, ...]
+    higher_is_better: tuple[bool | None, ...]
     extractor_keys: tuple[str, ...]
     errors: dict[int, str] = field(default_factory=dict)
     from_cache: int = 0
@@ -62,7 +62,7 @@ class FeatureTable:
 
 def compute_features(
     dataset: Dataset,
-    extractors: Sequence[FeatureExtractor] | None = None,
+    extractors: Sequence[BaseExtractor] | None = None,
     *,
     cache: FeatureCache | str | Path | None = None,
     progress: bool | None = None,
@@ -72,8 +72,9 @@ def compute_features(
     Parameters
     ----------
     dataset : Dataset
-    extractors : sequence of FeatureExtractor, optional
-        Default: the full-reference extractors for a full-reference dataset.
+    extractors : sequence of extractors, optional
+        Default: the full-reference extractors for a full-reference dataset, the
+        no-reference ones for a no-reference dataset.
     cache : FeatureCache, path or None
         Where to look results up and store new ones (a path opens and closes a cache).
     progress : bool or None
@@ -84,11 +85,12 @@ def compute_features(
     FeatureTable
     """
     if extractors is None:
-        if dataset.mode != "fr":
-            raise ValueError("no-reference extractors must be given explicitly for now")
-        extractors = FULL_REFERENCE_EXTRACTORS
-    if dataset.mode == "fr" and any(getattr(e, "mode", "fr") != "fr" for e in extractors):
-        raise ValueError("a full-reference dataset needs full-reference extractors")
+        extractors = FULL_REFERENCE_EXTRACTORS if dataset.mode == "fr" else \
+            NO_REFERENCE_EXTRACTORS
+    wrong = [e.key for e in extractors if e.mode != dataset.mode]
+    if wrong:
+        raise ValueError(f"{dataset.name} is a {dataset.mode} dataset; extractors "
+                         f"{', '.join(wrong)} are not")
     names = tuple(n for e in extractors for n in e.feature_names)
     directions = tuple(d for e in extractors for d in e.higher_is_better)
     values = np.full((len(dataset), len(names)), math.nan)
@@ -119,7 +121,7 @@ def compute_features(
 
 
 def _item_features(image: Path, reference: Path | None,
-                   extractors: Sequence[FeatureExtractor], cache: FeatureCache | None,
+                   extractors: Sequence[BaseExtractor], cache: FeatureCache | None,
                    table: FeatureTable) -> list[float]:
     key = content_key(image, reference) if cache is not None else ""
     results: dict[str, dict[str, float]] = {}

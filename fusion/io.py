@@ -129,6 +129,12 @@ class Image:
         """
         return self.memoised("luma", self._make_luma)
 
+    @property
+    def luma255(self) -> NDArray[np.float32]:
+        """Luma on the 0–255 scale that many metrics' constants assume (computed once)."""
+        return self.memoised("luma255",
+                             lambda: _read_only(self.luma * np.float32(255.0)))
+
     def memoised(self, key: Any, compute: Callable[[], _T]) -> _T:
         """Return ``compute()``, computed once per image and key.
 

@@ -28,6 +28,7 @@ from fusion.io import Image, ImageInput, load_pair
 __all__ = [
     "FULL_REFERENCE_EXTRACTORS",
     "PSNR_CAP_DB",
+    "BaseExtractor",
     "FeatureExtractor",
     "GMSDExtractor",
     "MSSSIMExtractor",
@@ -42,18 +43,18 @@ __all__ = [
 PSNR_CAP_DB = 100.0
 
 
-class FeatureExtractor(ABC):
-    """Base class of the full-reference extractors.
+class BaseExtractor(ABC):
+    """What every extractor has: a versioned name, named outputs and ``compute``.
 
-    Subclasses set ``name``, ``version``, ``feature_names`` and ``min_side`` and implement
-    :meth:`compute` on loaded images.
+    Subclasses set ``name``, ``version``, ``feature_names``, ``higher_is_better`` and
+    ``min_side`` and implement :meth:`compute` on loaded images.
     """
 
     name: ClassVar[str]
     version: ClassVar[int]
     feature_names: ClassVar[tuple[str, ...]]
-    #: For each feature, whether a higher value means better quality.
-    higher_is_better: ClassVar[tuple[bool, ...]]
+    #: For each feature, whether a higher value means better quality (None: no direction).
+    higher_is_better: ClassVar[tuple[bool | None, ...]]
     min_side: ClassVar[int] = 16
     mode: ClassVar[str] = "fr"
 
@@ -61,6 +62,20 @@ class FeatureExtractor(ABC):
     def key(self) -> str:
         """``name_Vversion``: the cache and bundle key of this extractor."""
         return f"{self.name}_V{self.version}"
+
+    @abstractmethod
+    def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
+        """Compute the features of loaded images.
+
+        For no-reference extractors the two arguments are the same image.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()  # {self.key}: {', '.join(self.feature_names)}"
+
+
+class FeatureExtractor(BaseExtractor):
+    """Base class of the full-reference extractors."""
 
     def __call__(self, reference: ImageInput, distorted: ImageInput) -> dict[str, float]:
         """Compute the features of one (reference, distorted) pair.
@@ -74,17 +89,9 @@ class FeatureExtractor(ABC):
         -------
         dict of str to float
             One finite value per name in ``feature_names``.
-
         """
-        ref, dist = load_pair(reference, distorted)
+        ref, dist = load_pair(reference, distorted, min_side=self.min_side)
         return self.compute(ref, dist)
-
-    @abstractmethod
-    def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
-        """Compute the features of two loaded images of equal shape."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()  # {self.key}: {', '.join(self.feature_names)}"
 
 
 class PSNRExtractor(FeatureExtractor):
