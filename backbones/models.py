@@ -35,7 +35,7 @@ _L2 = 1e-4
 
 
 @keras.saving.register_keras_serializable(package="backbones")
-class ChannelSplit(layers.Layer):
+class ChannelSplit(layers.Layer):  # type: ignore[misc]
     """Split a (N, H, W, 2C) tensor into its first and last C channels."""
 
     def __init__(self, channels: int = 3, **kwargs: Any) -> None:
@@ -43,13 +43,16 @@ class ChannelSplit(layers.Layer):
         self.channels = channels
 
     def call(self, inputs: Any) -> list[Any]:
+        """Return (first C channels, last C channels)."""
         return [inputs[..., : self.channels], inputs[..., self.channels :]]
 
     def compute_output_shape(self, input_shape: Any) -> list[Any]:
+        """Two shapes with ``channels`` channels."""
         shape = (*tuple(input_shape)[:-1], self.channels)
         return [shape, shape]
 
     def get_config(self) -> dict[str, Any]:
+        """Serialisable configuration."""
         return {**super().get_config(), "channels": self.channels}
 
 
@@ -164,10 +167,10 @@ def build_applications(name: str, *, mode: str = "nr", weights: str | Path | Non
         raise ValueError(f"unknown application {name!r}; known: {', '.join(_APPLICATIONS)}")
     class_name, default_size = _APPLICATIONS[name]
     size = patch_size or default_size
-    if weights is not None:
-        if weights_sha256 is None or sha256_of(weights) != weights_sha256:
-            raise WeightFileError(f"{weights}: a local weights file needs weights_sha256= "
-                                  "and must match it")
+    if weights is not None and (weights_sha256 is None
+                                or sha256_of(weights) != weights_sha256):
+        raise WeightFileError(f"{weights}: a local weights file needs weights_sha256= and "
+                              "must match it")
     factory = getattr(keras.applications, class_name)
     options: dict[str, Any] = {"include_top": False, "weights": None,
                                "input_shape": (size, size, 3)}
