@@ -22,6 +22,7 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from backbones._keras import require_keras
 from backbones._torch_weights import WeightFileError, load_state_dict
 
 __all__ = ["EFFICIENTNET_LITE_WEIGHTS", "build_efficientnet_lite", "weight_file"]
@@ -129,8 +130,8 @@ def build_efficientnet_lite(
     if weights not in (None, "imagenet"):
         path = Path(str(weights))
     state = load_state_dict(path, sha256=digest)
-    import keras
-    from keras import layers
+    keras = require_keras()
+    layers = keras.layers
 
     blocks = _architecture(state)
     inputs = keras.Input(shape=input_shape, name="image")

@@ -12,6 +12,9 @@ __all__ = ["export_litert", "max_litert_difference"]
 
 def export_litert(model: Any, path: str | Path) -> Path:
     """Write ``model`` as a float32 LiteRT flatbuffer with Keras's own exporter."""
+    from backbones._keras import require_keras
+
+    require_keras()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.export(str(path), format="litert", verbose=False)

@@ -12,7 +12,8 @@ Features are global averages of several trunk levels, concatenated (ImageNet tru
 ends of stages 2, 4, 6 and the head). The quality head is Dense(256, ReLU) → Dropout(0.5)
 → Dense(1) and the weight head Dense(256, ReLU) → Dense(1, softplus), with L2 1e-4
 (Bosse et al., "Deep Neural Networks for No-Reference and Full-Reference Image Quality
-Assessment", IEEE TIP 27(1), 2018). One tensor in and one out keeps the LiteRT export
+Assessment", IEEE TIP 27(1), 2018), after a per-feature standardisation fitted to the
+training data. One tensor in and one out keeps the LiteRT export
 unambiguous.
 """
 
@@ -71,12 +72,15 @@ def _with_heads(name: str, mode: str, patch_size: int,
         f_ref, f_dist = embed(reference), embed(distorted)
         features = layers.Concatenate(name="fr_features")(
             [layers.Subtract(name="difference")([f_dist, f_ref]), f_dist])
+    # Standardises the features for the heads; adapted to the training data by
+    # backbones.training (identity until then).
+    normalised = layers.Normalization(axis=-1, name="feature_norm")(features)
     hidden = layers.Dense(256, activation="relu", kernel_regularizer=regulariser,
-                          name="quality_hidden")(features)
+                          name="quality_hidden")(normalised)
     hidden = layers.Dropout(0.5, name="quality_dropout")(hidden)
     quality = layers.Dense(1, kernel_regularizer=regulariser, name="quality")(hidden)
     weight_hidden = layers.Dense(256, activation="relu", kernel_regularizer=regulariser,
-                                 name="weight_hidden")(features)
+                                 name="weight_hidden")(normalised)
     weight = layers.Dense(1, activation="softplus", kernel_regularizer=regulariser,
                           name="weight")(weight_hidden)
     outputs = layers.Concatenate(name="features_quality_weight")([features, quality, weight])

@@ -116,11 +116,9 @@ def imagenet_classifier(name: str = "efficientnet_lite0") -> Callable[[Any], Any
 def _factory(path: str) -> Callable[..., Any]:
     import importlib
 
-    try:
-        import keras  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError("building backbones needs TensorFlow and Keras: "
-                          "pip install 'fusion-iqa[train]'") from exc
+    from backbones._keras import require_keras
+
+    require_keras()
     module, function = path.split(":")
     factory: Callable[..., Any] = getattr(importlib.import_module(module), function)
     return factory

@@ -1,13 +1,14 @@
 """fusion-iqa: image quality assessment that fuses CNN backbones and handcrafted features.
 
-Scores are on 0–100, higher = better. This release provides the validated image input
-(:mod:`fusion.io`) and the full-reference handcrafted features (:mod:`fusion.features`);
-the fused model is being built (see the README's status).
+Scores are on 0–100, higher = better: ``fusion.predict(image)`` (no reference) and
+``fusion.predict(image, reference)`` (full reference) use the embedded default models;
+``fusion.load(path)`` loads another bundle.
 
 Importing this package loads NumPy only: no TensorFlow, Keras, SciPy or scikit-learn.
 """
 
 from fusion._version import __version__
+from fusion.api import load, predict
 from fusion.errors import (
     ImageNotFoundError,
     ImageReadError,
@@ -42,11 +43,13 @@ __all__ = [
     "example_pair",
     "full_reference_features",
     "gmsd",
+    "load",
     "load_image",
     "load_pair",
     "ms_ssim",
     "mse",
     "no_reference_features",
+    "predict",
     "psnr",
     "ssim",
     "vifp",

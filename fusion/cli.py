@@ -1,8 +1,10 @@
 """The ``fusion-iqa`` command.
 
-``fusion-iqa score IMAGE REFERENCE`` (or ``--example [NAME]``) prints the full-reference
-handcrafted features of a pair. The fused 0–100 score is not built yet; until it is,
-this command says so rather than printing a number it does not have.
+``fusion-iqa score IMAGE [REFERENCE]`` scores one image (no-reference) or pair
+(full-reference) with the embedded default models; ``--example`` scores a bundled pair in
+both modes. ``info`` prints a bundle's metadata, ``evaluate`` the handcrafted baselines
+of a database, and ``train-backbone`` trains and exports a backbone (train extra).
+Exit status: 0 success, 1 bad input or model (the reason on stderr), 2 usage error.
 """
 
 from __future__ import annotations
@@ -11,24 +13,19 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from fusion._version import __version__
 
 __all__ = ["main"]
 
-_DIRECTION = {
-    "mse": "lower is better, [0, 1] scale",
-    "psnr": "dB, higher is better",
-    "ssim": "higher is better, 1 = identical",
-    "ms_ssim": "higher is better, 1 = identical",
-    "gmsd": "lower is better, 0 = identical",
-    "vifp": "higher is better, 1 = identical",
-}
-
 _EPILOG = """examples:
-  fusion-iqa score --example                 score the bundled coffee_jpeg pair
-  fusion-iqa score --example astronaut_blur --json
-  fusion-iqa score distorted.png reference.png
+  fusion-iqa score --example                 score the bundled coffee_jpeg pair, both modes
+  fusion-iqa score photo.jpg                 no-reference score of one image
+  fusion-iqa score distorted.png reference.png --json
+  fusion-iqa score photo.jpg --map map.png   also write the per-patch quality map
+  fusion-iqa info                            the default models' metadata
 """
 
 
@@ -43,18 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fusion-iqa {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     score = commands.add_parser(
-        "score",
-        help="score an image against its reference (full-reference handcrafted features)",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "score", help="score an image (no-reference) or an image and its reference",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    score.add_argument("image", nargs="?", help="the distorted image (path)")
-    score.add_argument("reference", nargs="?", help="its pristine reference (path)")
+    score.add_argument("image", nargs="?", help="the image to judge (path)")
+    score.add_argument("reference", nargs="?", help="its pristine reference (path), optional")
     score.add_argument(
         "--example", nargs="?", const="", metavar="NAME",
-        help="score a bundled example pair instead (default: coffee_jpeg)",
+        help="score a bundled example pair in both modes (default: coffee_jpeg)",
     )
-    score.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    score.add_argument("--model", help="a bundle to use instead of the default")
+    score.add_argument("--json", action="store_true", help="print JSON instead of text")
+    score.add_argument("--map", metavar="PNG", help="write the per-patch quality map overlay")
+
+    info = commands.add_parser("info", help="print a bundle's metadata and held-out metrics")
+    info.add_argument("bundle", nargs="?", help="bundle path (default: both default models)")
+
+    train = commands.add_parser("train-backbone",
+                                help="train a backbone's heads and export it (train extra)")
+    train.add_argument("name", help="registered backbone, e.g. efficientnet_lite0")
+    train.add_argument("data", help="a CSV manifest of rated images")
+    train.add_argument("--out", required=True, help="output folder")
+    train.add_argument("--trials", type=int, default=6, help="random-search trials")
+    train.add_argument("--seed", type=int, default=0)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -70,15 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 usage error, 1 bad input)."""
+    """Run the command line; returns the exit status (0 ok, 1 bad input, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "evaluate":
-        return _evaluate(args)
-    return _score(parser, args)
+    handlers = {"evaluate": _evaluate, "score": lambda a: _score(parser, a), "info": _info,
+                "train-backbone": _train_backbone}
+    try:
+        return int(handlers[args.command](args))
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"fusion-iqa: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -86,17 +98,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fusion.evaluation import format_markdown, human_baselines, published_srcc
     from fusion.feature_table import compute_features
 
-    try:
-        dataset = load_dataset(args.database, args.path)
-        if dataset.mode != "fr":
-            raise ValueError(f"{dataset.name} is a no-reference database; the handcrafted "
-                             "baselines here are full-reference")
-        table = compute_features(dataset, cache=args.cache)
-        published = published_srcc(args.published, dataset.name) if args.published else {}
-        rows = human_baselines(dataset, table, published)
-    except (ValueError, OSError) as exc:
-        print(f"fusion-iqa: error: {exc}", file=sys.stderr)
-        return 1
+    dataset = load_dataset(args.database, args.path)
+    if dataset.mode != "fr":
+        raise ValueError(f"{dataset.name} is a no-reference database; the handcrafted "
+                         "baselines here are full-reference")
+    table = compute_features(dataset, cache=args.cache)
+    published = published_srcc(args.published, dataset.name) if args.published else {}
+    rows = human_baselines(dataset, table, published)
     print(dataset.summary())
     if table.errors:
         first = next(iter(table.errors.items()))
@@ -106,40 +114,85 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import fusion
     from fusion.examples import EXAMPLE_NAMES, example_paths
-    from fusion.features import full_reference_features
 
+    model = fusion.load(args.model) if args.model else None
+    jobs: list[tuple[str, str, str | None]] = []  # (label, image, reference)
     if args.example is not None:
         if args.image or args.reference:
-            parser.error("give either --example or IMAGE REFERENCE, not both")
+            parser.error("give either --example or IMAGE [REFERENCE], not both")
         name = args.example or EXAMPLE_NAMES[0]
         try:
-            reference, image = example_paths(name)
+            reference, image = (str(p) for p in example_paths(name))
         except ValueError as exc:
             parser.error(str(exc))
-        label = f"example pair {name!r}"
-    elif args.image and args.reference:
-        image, reference = args.image, args.reference
-        label = f"{image} against {reference}"
+        jobs = [(f"example {name!r}, full-reference", image, reference),
+                (f"example {name!r}, no-reference (distorted image alone)", image, None)]
+    elif args.image:
+        label = str(args.image) if args.reference is None else \
+            f"{args.image} against {args.reference}"
+        jobs = [(label, args.image, args.reference)]
     else:
-        parser.error(
-            "score needs IMAGE and REFERENCE (no-reference scoring is not built yet), "
-            "or --example"
-        )
-    try:
-        features = full_reference_features(reference, image)
-    except (ValueError, OSError) as exc:
-        print(f"fusion-iqa: error: {exc}", file=sys.stderr)
-        return 1
+        parser.error("score needs IMAGE [REFERENCE], or --example")
+    results = []
+    for label, image_path, reference_path in jobs:
+        predictor = model.predict if model is not None else fusion.predict
+        result = predictor(image_path, reference_path, quality_map=bool(args.map))
+        results.append((label, result))
+        if args.map and result.quality_map is not None:
+            result.quality_map.overlay(image_path).save(args.map)
     if args.json:
-        print(json.dumps({"input": label, "mode": "fr", "score": None, "features": features},
-                         indent=2))
+        payload = [{"input": label, **r.to_dict()} for label, r in results]
+        print(json.dumps(payload if len(payload) > 1 else payload[0], indent=2))
         return 0
-    print(f"fusion-iqa {__version__}: {label}")
-    for key, value in features.items():
-        print(f"  {key:<8} {value:12.6f}   ({_DIRECTION.get(key, '')})")
-    print("  score    not available yet: the fused 0–100 model is still being built; "
-          "these are its handcrafted full-reference inputs.")
+    for label, result in results:
+        low, high = result.interval
+        print(f"{label}\n  score {result.score:5.1f} / 100  (higher = better; "
+              f"{100 * result.coverage:.0f}% interval {low:.1f}–{high:.1f}; "
+              f"model {result.model})")
+        backbone = {k: v for k, v in result.components.items() if k.endswith("_quality")}
+        for key, value in backbone.items():
+            print(f"  {key:<28} {value:7.2f}")
+        shown = [k for k in ("psnr", "ssim", "ms_ssim", "gmsd", "vifp", "noise_sigma",
+                             "sharpness_laplacian_var", "blockiness") if k in result.components]
+        print("  " + ", ".join(f"{k} {result.components[k]:.4g}" for k in shown))
+    if args.map:
+        print(f"quality map written to {args.map}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import fusion
+    from fusion.api import default_model
+
+    models = [fusion.load(args.bundle)] if args.bundle else [default_model("nr"),
+                                                             default_model("fr")]
+    for model in models:
+        meta = model.metadata
+        print(json.dumps({"model": model.name, "mode": model.mode,
+                          "created": meta.get("created"),
+                          "library_versions": meta.get("library_versions"),
+                          "extractors": [e.get("key") for e in meta.get("extractors", [])],
+                          "training_data": meta.get("training_data"),
+                          "heldout_metrics": _brief(meta.get("heldout_metrics", {}))},
+                         indent=2))
+    return 0
+
+
+def _brief(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k != "components"}
+
+
+def _train_backbone(args: argparse.Namespace) -> int:
+    from backbones.training import train_backbone
+    from fusion.datasets import read_manifest
+
+    result = train_backbone(args.name, read_manifest(args.data), Path(args.out),
+                            trials=args.trials, seed=args.seed)
+    print(json.dumps({"keras": result.keras_path, "litert": result.litert_path,
+                      "validation": result.validation, "seconds": round(result.seconds, 1),
+                      "litert_max_difference": result.litert_max_difference}, indent=2))
     return 0
 
 

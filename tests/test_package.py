@@ -51,27 +51,45 @@ def test_examples_can_be_remade_from_scikit_image(tmp_path: Path) -> None:
         assert fusion.psnr(shipped_dist, remade_dist) > 40
 
 
-def test_cli_scores_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+def _defaults_installed() -> bool:
+    from importlib import resources
+
+    folder = Path(str(resources.files("fusion") / "models"))
+    return all((folder / f"default_{m}" / "metadata.json").is_file() for m in ("nr", "fr"))
+
+
+needs_defaults = pytest.mark.skipif(not _defaults_installed(),
+                                    reason="default bundles not trained yet")
+
+
+@needs_defaults
+def test_cli_scores_the_example_in_both_modes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["score", "--example"]) == 0
     out = capsys.readouterr().out
-    assert "coffee_jpeg" in out and "psnr" in out and "not available yet" in out
+    assert "full-reference" in out and "no-reference" in out and "/ 100" in out
+    assert "efficientnet_lite0_quality" in out
 
 
-def test_cli_json_and_paths(capsys: pytest.CaptureFixture[str]) -> None:
+@needs_defaults
+def test_cli_json_map_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fusion.examples import example_paths
 
     ref, dist = example_paths("chelsea_noise")
     assert main(["score", str(dist), str(ref), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["mode"] == "fr" and payload["score"] is None
-    assert payload["features"]["psnr"] == pytest.approx(fusion.psnr(ref, dist))
+    assert payload["mode"] == "fr" and 0 <= payload["score"] <= 100
+    assert payload["components"]["psnr"] == pytest.approx(fusion.psnr(ref, dist))
+    assert main(["score", str(dist), "--map", str(tmp_path / "map.png")]) == 0
+    assert (tmp_path / "map.png").is_file()
+    assert main(["info"]) == 0
+    assert '"mode": "nr"' in capsys.readouterr().out
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["score", str(tmp_path / "a.png"), str(tmp_path / "b.png")]) == 1
-    assert "no such file" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "a.png"), "--model", str(tmp_path / "nope")]) == 1
+    assert "bundle not found" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
-        main(["score", "only-one.png"])
+        main(["score"])
     assert info.value.code == 2
     with pytest.raises(SystemExit):
         main(["score", "--example", "nope"])
@@ -102,3 +120,19 @@ def test_import_and_features_load_no_heavy_modules() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO_ROOT, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_training_without_the_train_extra_names_it() -> None:
+    # Simulate an install without TensorFlow/Keras: importing keras fails.
+    code = ("import sys; sys.modules['keras'] = None\n"
+            "import backbones\n"
+            "for call in (lambda: backbones.get_backbone('compact'),\n"
+            "             lambda: backbones.imagenet_classifier()):\n"
+            "    try:\n"
+            "        call()\n"
+            "    except ImportError as exc:\n"
+            "        print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO_ROOT, check=True)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("pip install 'fusion-iqa[train]'" in line for line in lines)

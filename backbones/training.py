@@ -1,0 +1,193 @@
+"""Train a backbone's quality and weight heads on human-rated data, then export it.
+
+The recipe (seed paper, WaDIQaM): Adam, MSE on scores normalised to [0, 1], dropout 0.5
+and L2 1e-4 in the heads, early stopping on a validation split disjoint by content,
+exponential learning-rate decay, and a seeded random search over the learning rate
+(log-uniform 1e-3…1e-5) and batch size (16–64) within a trial budget.
+
+For pretrained trunks, which stay frozen, every image's patch features are computed once
+with the exported (LiteRT) model, exactly as prediction computes them, and the heads
+are trained on them: an image's score is the weighted average Σ w·q / Σ w of its
+patches' qualities q with learned weights w (WaDIQaM). The trained heads are written
+back into the full model, which is saved as ``.keras`` and exported to ``.tflite``,
+and the LiteRT output is checked against Keras.
+
+Not done here yet: fine-tuning the trunks, end-to-end training of the native backbones
+on patches, and pre-training on synthetic distortions (RankIQA-style).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["TrainingResult", "patch_features", "train_backbone", "train_heads"]
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced and measured."""
+
+    backbone: str
+    mode: str
+    keras_path: str
+    litert_path: str
+    settings: dict[str, Any]
+    validation: dict[str, float]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    litert_max_difference: float = math.nan
+
+
+def patch_features(runtime: Any, images: list[NDArray[np.float32]],
+                   references: list[NDArray[np.float32]] | None = None, *,
+                   max_patches: int = 9, progress: bool = False) -> NDArray[np.float32]:
+    """Per-patch trunk features (n_images, n_patches, F) from an exported backbone."""
+    from tqdm.auto import tqdm
+
+    from backbones.patches import grid_positions, take_patches
+
+    rows = []
+    for index, image in enumerate(tqdm(images, desc="patch features", disable=not progress)):
+        positions = grid_positions(*image.shape[:2], size=runtime.patch_size,
+                                   max_patches=max_patches)
+        patches = take_patches(image, positions, size=runtime.patch_size)
+        if references is not None:
+            ref = take_patches(references[index], positions, size=runtime.patch_size)
+            patches = np.concatenate([ref, patches], axis=3)
+        rows.append(runtime(patches)[:, :-2])
+    count = min(len(r) for r in rows)
+    return np.stack([r[:count] for r in rows]).astype(np.float32)
+
+
+def _head_model(model: Any, n_patches: int, n_features: int) -> Any:
+    from backbones._keras import require_keras
+
+    keras = require_keras()
+    layers, ops = keras.layers, keras.ops
+
+    inputs = keras.Input((n_patches, n_features), name="patch_features")
+    normalised = model.get_layer("feature_norm")(inputs)
+    hidden = model.get_layer("quality_hidden")(normalised)
+    hidden = model.get_layer("quality_dropout")(hidden)
+    quality = model.get_layer("quality")(hidden)
+    weight = model.get_layer("weight")(model.get_layer("weight_hidden")(normalised))
+    pooled = layers.Lambda(
+        lambda qw: ops.sum(qw[0] * qw[1], axis=1) / (ops.sum(qw[1], axis=1) + 1e-6),
+        name="weighted_average")([quality, weight])
+    return keras.Model(inputs, pooled)
+
+
+def train_heads(model: Any, features: NDArray[np.float32], targets: NDArray[np.float64],
+                groups: NDArray[np.str_], *, seed: int = 0, trials: int = 6,
+                max_epochs: int = 200, patience: int = 15,
+                verbose: int = 0) -> tuple[dict[str, Any], dict[str, float],
+                                           list[dict[str, Any]]]:
+    """Random-search the heads' learning rate and batch size, then train them.
+
+    ``targets`` are on 0–100; the heads learn ``target / 100``. Returns the chosen
+    settings, validation metrics (SRCC/PLCC/RMSE on 0–100, of the held-out contents) and
+    every trial.
+    """
+    from backbones._keras import require_keras
+    from fusion.metrics import evaluate
+    from fusion.splits import train_val_test_split
+
+    keras = require_keras()
+    keras.utils.set_random_seed(seed)
+    train, validation, _unused = train_val_test_split(
+        groups, fractions=(0.8, 0.2, 0.0), seed=seed, scores=targets)
+    y = (targets / 100.0).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    flat = features[train].reshape(-1, features.shape[2])
+    norm = model.get_layer("feature_norm")
+    norm.set_weights([flat.mean(axis=0), flat.var(axis=0) + 1e-6,
+                      *norm.get_weights()[2:]])
+    initial = [w.copy() for w in model.get_weights()]
+    head = _head_model(model, features.shape[1], features.shape[2])
+    history: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, Any], list[Any]] | None = None
+    for _ in range(trials):
+        settings = {"learning_rate": float(10 ** rng.uniform(-5, -3)),
+                    "batch_size": int(rng.choice([16, 32, 64])), "decay": 0.99}
+        model.set_weights(initial)
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            settings["learning_rate"], decay_steps=max(1, len(train) // settings["batch_size"]),
+            decay_rate=settings["decay"])
+        head.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+        stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
+        fit = head.fit(features[train], y[train], validation_data=(features[validation],
+                       y[validation]), epochs=max_epochs, batch_size=settings["batch_size"],
+                       callbacks=[stop], verbose=verbose, shuffle=True)
+        predicted = 100.0 * np.asarray(head.predict(features[validation], verbose=0)).ravel()
+        metrics = evaluate(predicted, targets[validation], logistic=None)
+        record = {**settings, "epochs": len(fit.history["loss"]), **metrics}
+        history.append(record)
+        if best is None or metrics["rmse"] < best[0]:
+            best = (metrics["rmse"], settings, [w.copy() for w in model.get_weights()])
+    assert best is not None  # trials >= 1 is checked by the caller
+    model.set_weights(best[2])
+    chosen = next(h for h in history if h["learning_rate"] == best[1]["learning_rate"])
+    validation_metrics = {k: float(chosen[k]) for k in ("srcc", "krcc", "plcc", "rmse")}
+    return best[1], validation_metrics, history
+
+
+def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | None = None,
+                   seed: int = 0, trials: int = 6, max_patches: int = 9,
+                   progress: bool = True) -> TrainingResult:
+    """Build, train (heads) and export one backbone on a rated dataset.
+
+    Writes ``<name>_<mode>.keras``, ``<name>_<mode>.tflite`` and ``<name>_<mode>.json``
+    (settings, trials, validation metrics, timings) into ``out_dir``.
+    """
+    if trials < 1:
+        raise ValueError("trials must be at least 1")
+    from backbones.export import export_litert, max_litert_difference
+    from backbones.registry import get_backbone, spec_of
+    from backbones.runtime import LiteRTBackbone
+    from fusion.io import load_image
+
+    start = time.perf_counter()
+    mode = mode or dataset.mode
+    spec = spec_of(name)
+    if not spec.pretrained:
+        raise NotImplementedError(f"{name} has no pretrained trunk; end-to-end training of "
+                                  "native backbones is not implemented yet")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = get_backbone(name, mode=mode)
+    stem = f"{name}_{mode}"
+    untrained = export_litert(model, out / f"{stem}.untrained.tflite")
+    runtime = LiteRTBackbone(untrained)
+    rated = [i for i, item in enumerate(dataset) if item.score is not None]
+    images = [load_image(dataset[i].image).rgb for i in rated]
+    references = ([load_image(dataset[i].reference).rgb for i in rated]
+                  if mode == "fr" else None)
+    features = patch_features(runtime, images, references, max_patches=max_patches,
+                              progress=progress)
+    untrained.unlink()
+    settings, validation, history = train_heads(
+        model, features, dataset.scores[rated], dataset.content_ids[rated], seed=seed,
+        trials=trials)
+    keras_path = out / f"{stem}.keras"
+    model.save(keras_path)
+    litert_path = export_litert(model, out / f"{stem}.tflite")
+    sample = np.random.default_rng(seed).random(
+        (4, *model.input_shape[1:])).astype(np.float32)
+    result = TrainingResult(
+        backbone=name, mode=mode, keras_path=str(keras_path), litert_path=str(litert_path),
+        settings={**settings, "seed": seed, "max_patches": max_patches,
+                  "patch_size": spec.patch_size, "trunk": "frozen", "dataset": dataset.name,
+                  "items": len(rated)},
+        validation=validation, trials=history, seconds=time.perf_counter() - start,
+        litert_max_difference=max_litert_difference(model, litert_path, sample),
+    )
+    (out / f"{stem}.json").write_text(json.dumps(asdict(result), indent=2))
+    return result

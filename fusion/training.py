@@ -1,0 +1,156 @@
+"""Train a fused model end to end on a dataset and write its bundle (needs the train extra).
+
+``train_fusion(dataset, out)``:
+
+1. splits the dataset by content into a training part and a held-out test part that
+   nothing below ever sees;
+2. trains each backbone's heads on the training part (:mod:`backbones.training`) and
+   exports it to LiteRT;
+3. computes backbone and handcrafted features for every item (through the HDF5 cache);
+4. fits the stacker and the conformal interval on the training part
+   (:meth:`FusionModel.fit`);
+5. measures the fused model and each component alone on the held-out part (SRCC, KRCC,
+   PLCC, RMSE, interval coverage) and writes the bundle with those numbers in its
+   ``metadata.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusion.datasets import Dataset
+from fusion.feature_table import compute_features
+from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS
+from fusion.metrics import evaluate
+from fusion.model import BackboneExtractor, FusionModel
+from fusion.splits import train_val_test_split
+
+__all__ = ["save_heads", "train_fusion"]
+
+
+def save_heads(model: Any, path: str | Path) -> Path:
+    """Save a backbone's trained heads (normalisation, quality, weight) as a ``.keras``.
+
+    The frozen pretrained trunk is not copied: it is rebuilt from its PyPI package.
+    """
+    from backbones._keras import require_keras
+
+    keras = require_keras()
+    width = model.get_layer("feature_norm").input.shape[-1]
+    inputs = keras.Input((width,), name="patch_features")
+    normalised = model.get_layer("feature_norm")(inputs)
+    quality = model.get_layer("quality")(model.get_layer("quality_hidden")(normalised))
+    weight = model.get_layer("weight")(model.get_layer("weight_hidden")(normalised))
+    heads = keras.Model(inputs, [quality, weight], name=f"{model.name}_heads")
+    path = Path(path)
+    heads.save(path)
+    return path
+
+
+def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...] =
+                 ("efficientnet_lite0",), work: str | Path, name: str, seed: int = 0,
+                 test_fraction: float = 0.2, trials: int = 3, coverage: float = 0.9,
+                 description: str = "", reuse_backbones: bool = False) -> dict[str, Any]:
+    """Train, measure and save a fused model; returns the held-out report.
+
+    ``reuse_backbones`` reuses backbones already trained in ``work`` with the same split
+    (their ``<name>_<mode>.json`` report), instead of training them again.
+    """
+    from backbones._keras import require_keras
+    from backbones.training import train_backbone
+
+    keras = require_keras()
+    from fusion.bundle import save_bundle
+
+    start = time.perf_counter()
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    train, _, test = train_val_test_split(
+        dataset, fractions=(1 - test_fraction, 0.0, test_fraction), seed=seed)
+    extractors: list[Any] = []
+    heads: dict[str, Path] = {}
+    backbone_reports = {}
+    for backbone in backbones:
+        report_path = work / f"{backbone}_{dataset.mode}.json"
+        if reuse_backbones and report_path.is_file():
+            from backbones.training import TrainingResult
+
+            result = TrainingResult(**json.loads(report_path.read_text()))
+        else:
+            result = train_backbone(backbone, dataset[train], work, mode=dataset.mode,
+                                    seed=seed, trials=trials, progress=True)
+        model = keras.saving.load_model(result.keras_path)
+        heads[backbone] = save_heads(model, work / f"{backbone}_{dataset.mode}.heads.keras")
+        from backbones._torch_weights import sha256_of
+
+        extractors.append(BackboneExtractor(backbone, result.litert_path,
+                                            sha256_of(result.litert_path)))
+        backbone_reports[backbone] = {"validation": result.validation,
+                                      "settings": result.settings,
+                                      "seconds": round(result.seconds, 1),
+                                      "litert_max_difference": result.litert_max_difference}
+    extractors += list(FULL_REFERENCE_EXTRACTORS if dataset.mode == "fr"
+                       else NO_REFERENCE_EXTRACTORS)
+    table = compute_features(dataset, extractors, cache=work / "features.h5", progress=True)
+    ok = table.ok
+    train_ok = np.array([i for i in train if ok[i]])
+    test_ok = np.array([i for i in test if ok[i]])
+    scores, groups = dataset.scores, dataset.content_ids
+    fused = FusionModel.fit(dataset.mode, extractors, table.values[train_ok], scores[train_ok],
+                            groups[train_ok], coverage=coverage, seed=seed, name=name)
+    report = _held_out_report(fused, table, scores, test_ok)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    training = {
+        "training_data": {"dataset": dataset.name, "description": description or
+                          dataset.description, "items": len(train_ok),
+                          "contents": len(set(groups[train_ok])), "seed": seed,
+                          "scores": dataset.scale.describe() if dataset.scale else
+                          "synthetic severity target"},
+        "heldout_metrics": report, "backbones": backbone_reports,
+    }
+    save_bundle(fused, out, backbone_keras=heads, training=training)
+    (work / f"{name}_report.json").write_text(json.dumps(training, indent=1))
+    return training
+
+
+def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> dict[str, Any]:
+    from fusion.stacking import learner_contributions
+
+    x, y = table.values[test], scores[test]
+    raw = np.asarray(model.stacker.predict(x))
+    intervals = model.interval.predict_interval(raw)
+    fused = evaluate(model.interval.predict(raw), y, logistic=5)
+    components: dict[str, dict[str, float]] = {}
+    for extractor in model.extractors:
+        if isinstance(extractor, BackboneExtractor):
+            column = table.feature_names.index(f"bb:{extractor.backbone_name}:q_weighted")
+            components[f"{extractor.backbone_name} (own pooled quality)"] = \
+                _short(evaluate(100 * table.values[test, column], y, logistic=5))
+    for column, (feature, higher) in enumerate(zip(table.feature_names,
+                                                   table.higher_is_better, strict=True)):
+        if feature.startswith("bb:") or higher is None:
+            continue
+        sign = 1.0 if higher else -1.0
+        components[feature] = _short(evaluate(sign * table.values[test, column], y,
+                                              logistic=5))
+    covered = float(np.mean((y >= intervals[:, 0]) & (y <= intervals[:, 1])))
+    return {"n": len(test), "fused": _short(fused),
+            "interval": {"coverage_nominal": float(model.interval.coverage),
+                         "coverage_heldout": covered,
+                         "half_width": float(model.interval.half_width_)},
+            "components": components,
+            "learner_weights": learner_contributions(model.stacker)}
+
+
+def _short(metrics: dict[str, float]) -> dict[str, float]:
+    """SRCC, KRCC and PLCC/RMSE after the 5-parameter logistic (VQEG)."""
+    keys = ("srcc", "krcc", "plcc_logistic", "rmse_logistic")
+    return {k.removesuffix("_logistic"): (round(float(metrics[k]), 4)
+                                          if not math.isnan(metrics[k]) else math.nan)
+            for k in keys}

@@ -1,0 +1,185 @@
+"""Backbones: the ImageNet port, the registry, save/load, LiteRT parity, training, runtime."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+keras = pytest.importorskip("keras", reason="backbone tests need the train extra")
+
+import backbones  # noqa: E402
+from backbones._torch_weights import WeightFileError, load_state_dict  # noqa: E402
+from backbones.efficientnet_lite import weight_file  # noqa: E402
+from backbones.export import export_litert, max_litert_difference  # noqa: E402
+from backbones.registry import BACKBONES, spec_of  # noqa: E402
+from backbones.runtime import BackboneFileError, LiteRTBackbone  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _center_224(image: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    side = min(h, w)
+    crop = image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    return np.asarray(Image.fromarray(crop).resize((224, 224), Image.BICUBIC),
+                      np.float32) / 255.0
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1",
+                                  "efficientnet_lite2"])
+def test_imagenet_port_classifies_shipped_photographs(name: str) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    classify = backbones.imagenet_classifier(name)
+    logits = classify(np.stack([_center_224(skimage_data.chelsea()),
+                                _center_224(skimage_data.coffee())]))
+    assert logits.shape == (2, 1000)
+    cat_top5, coffee_top5 = (set(np.argsort(-row)[:5].tolist()) for row in logits)
+    assert cat_top5 & {281, 282, 283, 284, 285}          # ImageNet cat classes
+    assert coffee_top5 & {504, 967, 968}                 # coffee mug, espresso, cup
+
+
+def test_imagenet_classifier_checks_its_input() -> None:
+    with pytest.raises(ValueError, match=r"\(N, 224, 224, 3\)"):
+        backbones.imagenet_classifier()(np.zeros((1, 100, 100, 3)))
+
+
+def test_weight_file_is_checked_by_hash(tmp_path: Path) -> None:
+    path, digest = weight_file("efficientnet_lite0")
+    tampered = tmp_path / "lite0.pth"
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(WeightFileError, match="is not the published one"):
+        load_state_dict(tampered, sha256=digest)
+    assert len(load_state_dict(path, sha256=digest)) == 296
+
+
+def test_weight_reader_refuses_code_in_the_pickle(tmp_path: Path) -> None:
+    marker = tmp_path / "executed"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pth"
+    with open(evil, "wb") as handle:
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+            pickle.dump(header, handle, protocol=2)
+        pickle.dump({"weight": Exploit()}, handle, protocol=2)
+        pickle.dump([], handle, protocol=2)
+        handle.write(struct.pack("<q", 0))
+    with pytest.raises(WeightFileError, match="refusing to load global"):
+        load_state_dict(evil, sha256=None)
+    assert not marker.exists()
+
+
+def test_registry_names_and_errors() -> None:
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "wadiqam",
+            "compact", "resnet50", "inceptionv3", "mobilenetv3small"} <= set(
+        backbones.list_backbones())
+    with pytest.raises(ValueError, match="did you mean efficientnet_lite0"):
+        backbones.get_backbone("efficientnet_lite")
+    with pytest.raises(ValueError, match="mode must be"):
+        backbones.get_backbone("compact", mode="both")
+
+
+CASES = [(name, mode) for name in BACKBONES for mode in ("nr", "fr")
+         if not (name in ("resnet50", "inceptionv3", "mobilenetv3small") and mode == "fr")]
+
+
+@pytest.mark.parametrize("name, mode", CASES, ids=[f"{n}-{m}" for n, m in CASES])
+def test_keras_round_trip_and_litert_parity(name: str, mode: str, tmp_path: Path) -> None:
+    import fusion
+
+    model = backbones.get_backbone(name, mode=mode)
+    size = spec_of(name).patch_size
+    channels = 6 if mode == "fr" else 3
+    rng = np.random.default_rng(0)
+    random_patches = rng.random((3, size, size, channels)).astype(np.float32)
+    ref, dist = fusion.example_pair("chelsea_noise")
+    real = np.concatenate([ref, dist], axis=2) if mode == "fr" else dist
+    real_patches = np.stack([real[:size, :size], real[-size:, -size:]]).astype(np.float32) / 255
+    # .keras save → load → identical outputs
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    for patches in (random_patches, real_patches):
+        np.testing.assert_array_equal(np.asarray(model(patches, training=False)),
+                                      np.asarray(again(patches, training=False)))
+    # the LiteRT export computes the same (prediction runs it)
+    exported = export_litert(model, tmp_path / f"{name}.tflite")
+    for patches in (random_patches, real_patches):
+        assert max_litert_difference(model, exported, patches) <= 1e-4
+    runtime = LiteRTBackbone(exported)
+    assert runtime.mode == mode and runtime.patch_size == size
+
+
+def test_tiny_training_run_changes_the_heads_and_learns() -> None:
+    from backbones.training import train_heads
+
+    model = backbones.get_backbone("compact")
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 4, 192)).astype(np.float32)
+    targets = 50 + 30 * np.tanh(features[:, :, 0].mean(axis=1) * 2)
+    groups = np.array([f"c{i}" for i in range(40)])
+    before = model.get_layer("quality").get_weights()[0].copy()
+    settings, metrics, history = train_heads(model, features, targets, groups, trials=2,
+                                             max_epochs=40, patience=40)
+    assert len(history) == 2 and 1e-5 <= settings["learning_rate"] <= 1e-3
+    assert settings["batch_size"] in (16, 32, 64)
+    assert not np.array_equal(before, model.get_layer("quality").get_weights()[0])
+    assert set(metrics) == {"srcc", "krcc", "plcc", "rmse"}
+
+
+def test_runtime_threads_and_errors(tmp_path: Path) -> None:
+    model = backbones.get_backbone("compact")
+    runtime = LiteRTBackbone(export_litert(model, tmp_path / "c.tflite"), batch_size=4)
+    patches = np.random.default_rng(1).random((10, 32, 32, 3)).astype(np.float32)
+    expected = runtime(patches)
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: results.append(runtime(patches)))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(np.array_equal(r, expected) for r in results)
+    with pytest.raises(ValueError, match=r"patches must have shape \(N, 32, 32, 3\)"):
+        runtime(np.zeros((2, 16, 16, 3), np.float32))
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"not a model" * 50)
+    with pytest.raises(BackboneFileError, match="not a loadable LiteRT model"):
+        LiteRTBackbone(garbage)
+    with pytest.raises(BackboneFileError, match="not found"):
+        LiteRTBackbone(tmp_path / "missing.tflite")
+
+
+def test_patch_grid_and_pooling() -> None:
+    positions = backbones.grid_positions(500, 500, size=224, max_patches=9)
+    assert len(positions) == 9 and positions.max() == 500 - 224
+    assert len(backbones.grid_positions(4000, 3000, max_patches=9)) <= 9
+    small = backbones.take_patches(np.zeros((100, 150, 3), np.float32),
+                                   backbones.grid_positions(100, 150), size=224)
+    assert small.shape == (1, 224, 224, 3)
+    pooled = backbones.pool_outputs(np.ones((3, 5)), np.array([0.2, 0.4, 0.6]),
+                                    np.array([1.0, 1.0, 2.0]))
+    assert pooled[0] == pytest.approx((0.2 + 0.4 + 1.2) / 4) and pooled.shape == (8,)
+
+
+def test_importing_backbones_loads_no_tensorflow() -> None:
+    code = ("import sys, backbones\n"
+            "print(' '.join(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO_ROOT, check=True)
+    assert result.stdout.strip() == ""
