@@ -13,7 +13,13 @@ from backbones.patches import (
     random_positions,
     take_patches,
 )
-from backbones.registry import BACKBONES, get_backbone, imagenet_classifier, list_backbones
+from backbones.registry import (
+    BACKBONES,
+    get_backbone,
+    imagenet_classifier,
+    list_backbones,
+    load_keras,
+)
 from backbones.runtime import BackboneFileError, LiteRTBackbone
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "grid_positions",
     "imagenet_classifier",
     "list_backbones",
+    "load_keras",
     "pool_outputs",
     "random_positions",
     "take_patches",

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BACKBONES", "BackboneSpec", "get_backbone", "imagenet_classifier", "list_backbones"]
+__all__ = ["BACKBONES", "BackboneSpec", "get_backbone", "imagenet_classifier", "list_backbones",
+           "load_keras"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +123,13 @@ def _factory(path: str) -> Callable[..., Any]:
     module, function = path.split(":")
     factory: Callable[..., Any] = getattr(importlib.import_module(module), function)
     return factory
+
+
+def load_keras(path: str | Any) -> Any:
+    """Load a saved backbone (``.keras``), registering this package's custom layers first."""
+    from backbones._keras import require_keras
+
+    keras = require_keras()
+    import backbones.models  # noqa: F401 - registers ChannelSplit with Keras
+
+    return keras.saving.load_model(path)

@@ -44,7 +44,6 @@ print(json.dumps({"import_s": time.perf_counter() - t}))
 _COLD = """
 import time, json, resource, sys; t = time.perf_counter()
 import fusion
-image = sys.argv[1] if len(sys.argv) > 1 else None
 result = fusion.predict({image!r})
 elapsed = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     images = [str(item.image) for item in clive[:20]]
     imports = [_fresh(_IMPORT)["import_s"] for _ in range(args.runs)]
     colds = [_fresh(_COLD.format(image=images[i])) for i in range(args.runs)]
-    print("| measurement (fresh processes, median of %d) | value |" % args.runs)
+    print(f"| measurement (fresh processes, median of {args.runs}) | value |")
     print("|---|---:|")
     print(f"| `import fusion` | {statistics.median(imports):.3f} s |")
     print(f"| cold start: import + load default NR bundle + first 500×500 prediction | "

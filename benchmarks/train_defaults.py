@@ -8,7 +8,9 @@ Usage::
 No-reference: the CLIVE share of ../shared/data (696 images), split by content into 80 %
 training and 20 % held out. Full-reference: no full-reference human-rated database is in
 ../shared/data, so the model is fitted to the synthetic distortions of the 24 Kodak
-photographs with a severity target, 100·(1 − level/6); its metadata says so. Each run
+photographs with a severity target, 100·(1 − level/6), plus each photograph paired with
+itself as level 0 (target 100: without them an undistorted pair is out of distribution
+and was scored below a JPEG-distorted one); its metadata says so. Each run
 prints the held-out report that goes into the bundle's metadata.json.
 """
 
@@ -24,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fusion.datasets import Dataset, read_manifest  # noqa: E402
+from fusion.datasets import Dataset, DatasetItem, read_manifest  # noqa: E402
 from fusion.distortions import generate_synthetic  # noqa: E402
 from fusion.training import train_fusion  # noqa: E402
 
@@ -39,12 +41,17 @@ def severity_dataset() -> Dataset:
 
     synthetic = generate_synthetic(SHARED / "pristine" / "kodak", WORK / "synthetic",
                                    progress=True)
-    items = tuple(replace(i, score=100.0 * (1 - (i.level or 0) / 6), raw_score=float(i.level or 0))
-                  for i in synthetic)
-    return replace(synthetic, name="synthetic_kodak", items=items,
+    items = [replace(i, score=100.0 * (1 - (i.level or 0) / 6), raw_score=float(i.level or 0))
+             for i in synthetic]
+    pristine = {i.content_id: i.reference for i in synthetic}
+    items += [DatasetItem(image=ref, reference=ref, score=100.0, raw_score=0.0,
+                          content_id=content, distortion="none", level=0)
+              for content, ref in pristine.items() if ref is not None]
+    return replace(synthetic, name="synthetic_kodak", items=tuple(items),
                    scale=ScoreScale(6.0, 0.0, higher_is_better=True, kind="severity"),
-                   description="24 Kodak photographs × 13 synthetic distortions × 5 levels; "
-                               "target 100·(1 − level/6); NOT human ratings")
+                   description="24 Kodak photographs × 13 synthetic distortions × 5 levels, "
+                               "and each photograph against itself (level 0); target "
+                               "100·(1 − level/6); NOT human ratings")
 
 
 def main(argv: list[str]) -> int:

@@ -62,10 +62,8 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
     ``reuse_backbones`` reuses backbones already trained in ``work`` with the same split
     (their ``<name>_<mode>.json`` report), instead of training them again.
     """
-    from backbones._keras import require_keras
+    from backbones.registry import load_keras
     from backbones.training import train_backbone
-
-    keras = require_keras()
     from fusion.bundle import save_bundle
 
     start = time.perf_counter()
@@ -85,7 +83,7 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
         else:
             result = train_backbone(backbone, dataset[train], work, mode=dataset.mode,
                                     seed=seed, trials=trials, progress=True)
-        model = keras.saving.load_model(result.keras_path)
+        model = load_keras(result.keras_path)
         heads[backbone] = save_heads(model, work / f"{backbone}_{dataset.mode}.heads.keras")
         from backbones._torch_weights import sha256_of
 
