@@ -196,3 +196,18 @@ def test_saved_fr_backbone_loads_in_a_fresh_process(tmp_path: Path) -> None:
                             cwd=REPO_ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(None, 386)" in result.stdout
+
+
+def test_patch_features_stream_items_from_paths(tmp_path: Path) -> None:
+    import fusion
+    from backbones.training import patch_features
+    from fusion.examples import example_paths
+
+    runtime = LiteRTBackbone(export_litert(backbones.get_backbone("compact", mode="fr"),
+                                           tmp_path / "c.tflite"))
+    items = [tuple(reversed(example_paths(name))) for name in fusion.EXAMPLE_NAMES]
+    features = patch_features(runtime, items, max_patches=4)
+    assert features.shape == (3, 4, 384)
+    ref, dist = fusion.example_pair(fusion.EXAMPLE_NAMES[0])
+    again = patch_features(runtime, [(dist, ref)], max_patches=4)
+    np.testing.assert_array_equal(features[:1], again)
