@@ -58,18 +58,28 @@ class BackboneExtractor(BaseExtractor):
             f"{prefix}f{i}" for i in range(width))
         self.higher_is_better = (True, True, None) + (None,) * width
 
+    def _outputs(self, reference: Image, distorted: Image) -> tuple[Any, Any, Any]:
+        """(pooled vector, patch grid, patch qualities), computed once per image (pair).
+
+        Memoised on the distorted image, keyed by the reference's identity; the memo holds
+        the reference, so the identity cannot be reused by another object meanwhile.
+        """
+        def run() -> tuple[Image, Any]:
+            return reference, self.runtime.image_vector(
+                distorted.rgb, reference.rgb if self.mode == "fr" else None,
+                max_patches=self.max_patches)
+
+        _, outputs = distorted.memoised(("backbone_outputs", self.key, id(reference)), run)
+        return outputs  # type: ignore[no-any-return]
+
     def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
         """Pooled backbone vector of one image (or pair)."""
-        vector, _, _ = self.runtime.image_vector(
-            distorted.rgb, reference.rgb if self.mode == "fr" else None,
-            max_patches=self.max_patches)
+        vector, _, _ = self._outputs(reference, distorted)
         return dict(zip(self.feature_names, vector.tolist(), strict=True))
 
     def quality_map(self, reference: Image, distorted: Image) -> QualityMap:
         """Per-patch qualities (0–100) painted at their positions."""
-        _, grid, quality = self.runtime.image_vector(
-            distorted.rgb, reference.rgb if self.mode == "fr" else None,
-            max_patches=self.max_patches)
+        _, grid, quality = self._outputs(reference, distorted)
         height, width = grid.image_shape
         total = np.zeros((max(height, grid.size), max(width, grid.size)))
         count = np.zeros_like(total)

@@ -217,7 +217,16 @@ def test_default_models_predict(mode: str) -> None:
     if mode == "nr":
         with pytest.raises(ValueError, match="no-reference model"):
             fusion.api.default_model("nr").predict(distorted, reference)
-        mapped = fusion.predict(distorted, quality_map=True).quality_map
+        model = fusion.api.default_model("nr")
+        backbone = model.extractors[0]
+        calls = []
+        original = backbone.runtime.image_vector
+        backbone.runtime.image_vector = lambda *a, **k: calls.append(1) or original(*a, **k)
+        try:
+            mapped = model.predict(distorted, quality_map=True).quality_map
+        finally:
+            backbone.runtime.image_vector = original
+        assert len(calls) == 1  # features and map share one backbone pass
         assert mapped is not None and mapped.values.shape == distorted.shape[:2]
         assert mapped.overlay(distorted).size == (320, 240)
     else:
