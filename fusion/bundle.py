@@ -19,6 +19,7 @@ prediction) a reference given to a no-reference model or missing for a full-refe
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import shutil
@@ -205,6 +206,8 @@ def _unpacked(source: Path) -> Path:
     if not zipfile.is_zipfile(source):
         raise BundleError(f"{source} is neither a bundle directory nor a zip")
     target = Path(tempfile.mkdtemp(prefix="fusion-bundle-"))
+    # The model reads its LiteRT file from here while it lives: remove it at exit.
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
     with zipfile.ZipFile(source) as archive:
         for member in archive.namelist():
             resolved = (target / member).resolve()
