@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from fusion.features._filters import box_downsample, prewitt_magnitude
 from fusion.io import Image, ImageInput, load_pair, require_min_side
 
-__all__ = ["GMSD_C", "gmsd"]
+__all__ = ["GMSD_C", "gmsd", "gradient_similarity"]
 
 #: The stability constant of the paper, on 0–255 data.
 GMSD_C = 170.0
@@ -81,12 +81,22 @@ def gmsd(
 def gms_map_of(reference: Image, distorted: Image) -> Plane:
     """The gradient magnitude similarity map of two loaded images."""
     require_min_side(reference, 4, "GMSD")
+    return gradient_similarity(_gradient_magnitude(reference), _gradient_magnitude(distorted))
+
+
+def gradient_similarity(m_ref: Plane, m_dist: Plane) -> Plane:
+    """Gradient magnitude similarity of two gradient-magnitude maps of [0, 1] data.
+
+    GMS = (2·m_r·m_d + c) / (m_r² + m_d² + c), c = 170/255², using two temporaries.
+    """
     c = np.float32(GMSD_C / 255.0**2)
-    m_ref = _gradient_magnitude(reference)
-    m_dist = _gradient_magnitude(distorted)
-    numerator = np.float32(2.0) * m_ref * m_dist + c
-    denominator = m_ref * m_ref + m_dist * m_dist + c
-    similarity: Plane = np.divide(numerator, denominator, dtype=np.float32)
+    similarity: Plane = m_ref * m_dist
+    similarity *= np.float32(2.0)
+    similarity += c
+    denominator = m_ref * m_ref
+    denominator += m_dist * m_dist
+    denominator += c
+    similarity /= denominator
     return similarity
 
 

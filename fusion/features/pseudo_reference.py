@@ -33,7 +33,7 @@ from fusion.features._filters import (
     prewitt_magnitude,
 )
 from fusion.features.extractors import PSNR_CAP_DB
-from fusion.features.gmsd import GMSD_C
+from fusion.features.gmsd import gradient_similarity
 from fusion.features.psnr import psnr_from_mse
 from fusion.features.ssim import SSIM_WINDOW, ssim_map_and_mean_cs
 from fusion.io import Image
@@ -123,12 +123,4 @@ def _gmsd_plain(mx: Plane, my: Plane) -> float:
 
     The pyramid already provides the scales.
     """
-    c = np.float32(GMSD_C / 255.0**2)
-    numerator = mx * my
-    numerator *= np.float32(2.0)
-    numerator += c
-    denominator = mx * mx
-    denominator += my * my
-    denominator += c
-    numerator /= denominator
-    return float(np.std(numerator, dtype=np.float64, ddof=1))
+    return float(np.std(gradient_similarity(mx, my), dtype=np.float64, ddof=1))
