@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from fusion.io import ImageInput
     from fusion.model import FusionModel, Prediction
 
-__all__ = ["DEFAULT_BUNDLES", "default_model", "load", "predict"]
+__all__ = ["DEFAULT_BUNDLES", "default_bundle_path", "default_model", "load", "predict"]
 
 #: Package-relative folders of the embedded default bundles.
 DEFAULT_BUNDLES = {"nr": "models/default_nr", "fr": "models/default_fr"}
@@ -38,20 +38,31 @@ def load(path: str | Path, *, num_threads: int | None = None) -> FusionModel:
     return load_bundle(path, num_threads=num_threads)
 
 
-def default_model(mode: str) -> FusionModel:
-    """The embedded default model of ``mode`` ("nr" or "fr"), loaded once."""
+def default_bundle_path(mode: str) -> Path:
+    """The folder of the embedded default bundle of ``mode`` ("nr" or "fr").
+
+    Raises
+    ------
+    FileNotFoundError
+        If the bundle is not installed.
+    """
     if mode not in DEFAULT_BUNDLES:
         raise ValueError(f"mode must be 'nr' or 'fr', got {mode!r}")
+    folder = Path(str(resources.files("fusion") / DEFAULT_BUNDLES[mode]))
+    if not (folder / "metadata.json").is_file():
+        raise FileNotFoundError(f"the default {mode} bundle is not installed at {folder}; "
+                                "train it with benchmarks/train_defaults.py")
+    return folder
+
+
+def default_model(mode: str) -> FusionModel:
+    """The embedded default model of ``mode`` ("nr" or "fr"), loaded once."""
     model = _defaults.get(mode)
     if model is None:
+        folder = default_bundle_path(mode)
         with _lock:
             model = _defaults.get(mode)
             if model is None:
-                folder = Path(str(resources.files("fusion") / DEFAULT_BUNDLES[mode]))
-                if not (folder / "metadata.json").is_file():
-                    raise FileNotFoundError(
-                        f"the default {mode} bundle is not installed at {folder}; train it "
-                        "with benchmarks/train_defaults.py")
                 model = load(folder)
                 _defaults[mode] = model
     return model

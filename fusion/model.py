@@ -10,7 +10,7 @@ Nothing here imports TensorFlow or Keras.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -198,14 +198,51 @@ class FusionModel:
         """Score several images (or pairs); one stacker call for the batch."""
         if references is not None and len(references) != len(images):
             raise ValueError(f"{len(images)} images but {len(references)} references")
-        loaded = [self._load(img, None if references is None else references[i])
-                  for i, img in enumerate(images)]
-        rows = [self._features(ref, dist) for ref, dist in loaded]
+        rows = []
+        for i, img in enumerate(images):
+            parts = self.extract(img, None if references is None else references[i])
+            rows.append({n: v for values in parts.values() for n, v in values.items()})
+        return self.predict_features(rows)
+
+    def extract(self, image: ImageInput, reference: ImageInput | None = None, *,
+                skip: Collection[str] = ()) -> dict[str, dict[str, float]]:
+        """Each extractor's feature values for one image (or pair), by extractor key.
+
+        Parameters
+        ----------
+        image, reference : image inputs
+            As for :meth:`predict`.
+        skip : collection of str
+            Extractor keys not to compute (e.g. those already in a feature cache).
+
+        Raises
+        ------
+        ValueError
+            As :meth:`predict`, and for non-finite feature values.
+        """
+        ref, dist = self._load(image, reference)
+        return self._extract(ref, dist, skip)
+
+    def predict_features(self, rows: Sequence[Mapping[str, float]]) -> list[Prediction]:
+        """Predictions from feature values, with one stacker call for all rows.
+
+        Each row maps feature names to values (the merged dicts of :meth:`extract`).
+
+        Raises
+        ------
+        ValueError
+            If a row lacks one of :attr:`feature_names`.
+        """
         if not rows:
             return []
+        missing = [n for n in self.feature_names if n not in rows[0]]
+        if missing:
+            raise ValueError(f"feature values lack {len(missing)} of the model's features, "
+                             f"e.g. {missing[:3]}")
         matrix = np.array([[row[n] for n in self.feature_names] for row in rows])
         raw = np.asarray(self.stacker.predict(matrix), dtype=np.float64)
-        return [self._assemble(float(r), row, None) for r, row in zip(raw, rows, strict=True)]
+        return [self._assemble(float(r), dict(row), None)
+                for r, row in zip(raw, rows, strict=True)]
 
     def _load(self, image: ImageInput, reference: ImageInput | None) -> tuple[Image, Image]:
         if self.mode == "nr":
@@ -220,14 +257,19 @@ class FusionModel:
                               names=("reference", "image"))
         return ref, dist
 
-    def _features(self, reference: Image, distorted: Image) -> dict[str, float]:
-        values: dict[str, float] = {}
-        for extractor in self.extractors:
-            values.update(extractor.compute(reference, distorted))
-        bad = [k for k, v in values.items() if not math.isfinite(v)]
+    def _extract(self, reference: Image, distorted: Image,
+                 skip: Collection[str] = ()) -> dict[str, dict[str, float]]:
+        parts = {e.key: e.compute(reference, distorted) for e in self.extractors
+                 if e.key not in skip}
+        bad = [k for values in parts.values() for k, v in values.items()
+               if not math.isfinite(v)]
         if bad:
             raise ValueError(f"non-finite feature values for this image: {bad[:5]}")
-        return values
+        return parts
+
+    def _features(self, reference: Image, distorted: Image) -> dict[str, float]:
+        return {n: v for values in self._extract(reference, distorted).values()
+                for n, v in values.items()}
 
     def _prediction(self, values: dict[str, float], reference: Image, distorted: Image,
                     quality_map: bool) -> Prediction:
