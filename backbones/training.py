@@ -12,8 +12,11 @@ patches' qualities q with learned weights w (WaDIQaM). The trained heads are wri
 back into the full model, which is saved as ``.keras`` and exported to ``.tflite``,
 and the LiteRT output is checked against Keras.
 
-Not done here yet: fine-tuning the trunks, end-to-end training of the native backbones
-on patches, and pre-training on synthetic distortions (RankIQA-style).
+Backbones without a pretrained trunk (the native networks, and ``keras.applications``
+trunks with ``weights=None``) are trained end to end in two stages, synthetic
+pre-training then fine-tuning on human ratings (:mod:`backbones.end_to_end`).
+
+Not done: fine-tuning the pretrained trunks (they stay frozen).
 """
 
 from __future__ import annotations
@@ -149,30 +152,54 @@ def train_heads(model: Any, features: NDArray[np.float32], targets: NDArray[np.f
 
 
 def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | None = None,
-                   seed: int = 0, trials: int = 6, max_patches: int = 9,
-                   progress: bool = True) -> TrainingResult:
-    """Build, train (heads) and export one backbone on a rated dataset.
+                   seed: int = 0, trials: int = 6, max_patches: int | None = None,
+                   progress: bool = True, pretrain: Any = None,
+                   patches_per_image: int = 16, max_epochs: int = 30, patience: int = 5,
+                   pretrain_epochs: int = 10) -> TrainingResult:
+    """Build, train and export one backbone.
+
+    Pretrained trunks (EfficientNet-Lite) stay frozen and their heads are trained on
+    ``dataset``. Other backbones are trained end to end (:mod:`backbones.end_to_end`):
+    stage 1 on ``pretrain`` (a synthetic full-reference set, see
+    :func:`fusion.distortions.generate_synthetic`, whose severity becomes the target),
+    stage 2 on ``dataset`` (human-rated); either may be None, not both.
 
     Writes ``<name>_<mode>.keras``, ``<name>_<mode>.tflite`` and ``<name>_<mode>.json``
     (settings, trials, validation metrics, timings) into ``out_dir``.
     """
     if trials < 1:
         raise ValueError("trials must be at least 1")
-    from backbones.export import export_litert, max_litert_difference
+    from backbones.registry import spec_of
+
+    spec = spec_of(name)
+    if dataset is None and pretrain is None:
+        raise ValueError("give a rated dataset, a synthetic pre-training set, or both")
+    mode = mode or (dataset.mode if dataset is not None else "fr")
+    max_patches = max_patches or spec.max_patches
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if spec.pretrained:
+        if dataset is None:
+            raise ValueError(f"{name} has a pretrained trunk: its heads train on a rated "
+                             "dataset (pre-training is for backbones trained end to end)")
+        return _train_frozen(name, dataset, out, mode=mode, seed=seed, trials=trials,
+                             max_patches=max_patches, progress=progress)
+    return _train_end_to_end(name, dataset, pretrain, out, mode=mode, seed=seed,
+                             trials=trials, max_patches=max_patches, progress=progress,
+                             patches_per_image=patches_per_image, max_epochs=max_epochs,
+                             patience=patience, pretrain_epochs=pretrain_epochs)
+
+
+def _train_frozen(name: str, dataset: Any, out: Path, *, mode: str, seed: int, trials: int,
+                  max_patches: int, progress: bool) -> TrainingResult:
     from backbones.registry import get_backbone, spec_of
     from backbones.runtime import LiteRTBackbone
 
     start = time.perf_counter()
-    mode = mode or dataset.mode
     spec = spec_of(name)
-    if not spec.pretrained:
-        raise NotImplementedError(f"{name} has no pretrained trunk; end-to-end training of "
-                                  "native backbones is not implemented yet")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     model = get_backbone(name, mode=mode)
     stem = f"{name}_{mode}"
-    untrained = export_litert(model, out / f"{stem}.untrained.tflite")
+    untrained = _export(model, out / f"{stem}.untrained.tflite")
     runtime = LiteRTBackbone(untrained)
     rated = [i for i, item in enumerate(dataset) if item.score is not None]
     items = [(dataset[i].image, dataset[i].reference if mode == "fr" else None)
@@ -182,17 +209,77 @@ def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | 
     settings, validation, history = train_heads(
         model, features, dataset.scores[rated], dataset.content_ids[rated], seed=seed,
         trials=trials)
+    return _save(model, out, stem, name, mode, start, seed, validation, history, {
+        **settings, "seed": seed, "max_patches": max_patches, "patch_size": spec.patch_size,
+        "trunk": "frozen", "dataset": dataset.name, "items": len(rated)})
+
+
+def _train_end_to_end(name: str, dataset: Any, pretrain: Any, out: Path, *, mode: str,
+                      seed: int, trials: int, max_patches: int, progress: bool,
+                      patches_per_image: int, max_epochs: int, patience: int,
+                      pretrain_epochs: int) -> TrainingResult:
+    from backbones._keras import require_keras
+    from backbones.end_to_end import decode_items, search_stage
+    from backbones.registry import get_backbone, spec_of
+    from fusion.distortions import severity_dataset
+
+    keras = require_keras()
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    spec = spec_of(name)
+    model = get_backbone(name, mode=mode)
+    norm = model.get_layer("feature_norm")  # identity: the trunk ends in batch norm
+    width = norm.get_weights()[0].shape
+    norm.set_weights([np.zeros(width, np.float32), np.ones(width, np.float32),
+                      *norm.get_weights()[2:]])
+    common = {"seed": seed, "patches_per_image": patches_per_image,
+              "max_patches": max_patches, "patience": patience, "progress": progress}
+    stages = []
+    if pretrain is not None:
+        items = decode_items(severity_dataset(pretrain), mode)
+        stages.append(search_stage(model, items, name="stage 1 (synthetic severity)",
+                                   trials=1, max_epochs=pretrain_epochs,
+                                   fixed={"learning_rate": 1e-3, "batch_size": 32}, **common))
+        del items
+    if dataset is not None:
+        items = decode_items(dataset, mode)
+        stages.append(search_stage(model, items, name=f"stage 2 ({dataset.name})",
+                                   trials=trials, max_epochs=max_epochs, **common))
+        del items
+    final = stages[-1]
+    return _save(model, out, f"{name}_{mode}", name, mode, start, seed, final.validation,
+                 [{"stage": st.name, **t} for st in stages for t in st.trials], {
+                     **final.settings, "seed": seed, "max_patches": max_patches,
+                     "patch_size": spec.patch_size, "trunk": "trained end to end",
+                     "dataset": dataset.name if dataset is not None else None,
+                     "pretrain": pretrain.description if pretrain is not None else None,
+                     "stages": [{"name": st.name, "items": st.items, "settings": st.settings,
+                                 "validation": st.validation,
+                                 "seconds": round(st.seconds, 1)} for st in stages],
+                     "items": final.items})
+
+
+def _export(model: Any, path: Path) -> Path:
+    from backbones.export import export_litert
+
+    return export_litert(model, path)
+
+
+def _save(model: Any, out: Path, stem: str, name: str, mode: str, start: float, seed: int,
+          validation: dict[str, float], history: list[dict[str, Any]],
+          settings: dict[str, Any]) -> TrainingResult:
+    """Save ``.keras``, export and check ``.tflite``, write the JSON report."""
+    from backbones.export import max_litert_difference
+
     keras_path = out / f"{stem}.keras"
     model.save(keras_path)
-    litert_path = export_litert(model, out / f"{stem}.tflite")
+    litert_path = _export(model, out / f"{stem}.tflite")
     sample = np.random.default_rng(seed).random(
         (4, *model.input_shape[1:])).astype(np.float32)
     result = TrainingResult(
         backbone=name, mode=mode, keras_path=str(keras_path), litert_path=str(litert_path),
-        settings={**settings, "seed": seed, "max_patches": max_patches,
-                  "patch_size": spec.patch_size, "trunk": "frozen", "dataset": dataset.name,
-                  "items": len(rated)},
-        validation=validation, trials=history, seconds=time.perf_counter() - start,
+        settings=settings, validation=validation, trials=history,
+        seconds=time.perf_counter() - start,
         litert_max_difference=max_litert_difference(model, litert_path, sample),
     )
     (out / f"{stem}.json").write_text(json.dumps(asdict(result), indent=2))

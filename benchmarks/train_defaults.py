@@ -26,8 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fusion.datasets import Dataset, DatasetItem, read_manifest  # noqa: E402
+from fusion.datasets import Dataset, read_manifest  # noqa: E402
 from fusion.distortions import generate_synthetic  # noqa: E402
+from fusion.distortions import severity_dataset as with_severity  # noqa: E402
 from fusion.training import train_fusion  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -37,18 +38,9 @@ WORK = ROOT / "benchmarks" / "results"
 def severity_dataset() -> Dataset:
     from dataclasses import replace
 
-    from fusion.datasets import ScoreScale
-
     synthetic = generate_synthetic(SHARED / "pristine" / "kodak", WORK / "synthetic",
                                    progress=True)
-    items = [replace(i, score=100.0 * (1 - (i.level or 0) / 6), raw_score=float(i.level or 0))
-             for i in synthetic]
-    pristine = {i.content_id: i.reference for i in synthetic}
-    items += [DatasetItem(image=ref, reference=ref, score=100.0, raw_score=0.0,
-                          content_id=content, distortion="none", level=0)
-              for content, ref in pristine.items() if ref is not None]
-    return replace(synthetic, name="synthetic_kodak", items=tuple(items),
-                   scale=ScoreScale(6.0, 0.0, higher_is_better=True, kind="severity"),
+    return replace(with_severity(synthetic), name="synthetic_kodak",
                    description="24 Kodak photographs × 13 synthetic distortions × 5 levels, "
                                "and each photograph against itself (level 0); target "
                                "100·(1 − level/6); NOT human ratings")

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from fusion.datasets import Dataset, DatasetItem
 from fusion.io import BT601_LUMA_WEIGHTS
 
-__all__ = ["DISTORTIONS", "LEVELS", "distort", "generate_synthetic"]
+__all__ = ["DISTORTIONS", "LEVELS", "distort", "generate_synthetic", "severity_dataset"]
 
 LEVELS = (1, 2, 3, 4, 5)
 Array = NDArray[np.float64]
@@ -280,6 +280,39 @@ def generate_synthetic(
                                   f"seed {seed}")
     dataset.write_manifest(out / "manifest.csv")
     return dataset
+
+
+def severity_dataset(synthetic: Dataset) -> Dataset:
+    """A synthetic set with a severity target, and each reference against itself.
+
+    The score of a level-``k`` item is ``100·(1 − k/6)``; each reference is added paired
+    with itself as level 0 (score 100), so an undistorted pair is in distribution. These
+    are NOT human ratings: use them to train or check full-reference models where no
+    rated data exists, and say so.
+
+    Examples
+    --------
+    >>> import tempfile, fusion
+    >>> from fusion.examples import example_paths
+    >>> data = generate_synthetic([example_paths("coffee_jpeg")[0]], tempfile.mkdtemp(),
+    ...                           kinds=["jpeg"], levels=[1, 5])
+    >>> [(i.level, round(i.score, 1)) for i in severity_dataset(data)]
+    [(1, 83.3), (5, 16.7), (0, 100.0)]
+    """
+    from dataclasses import replace
+
+    from fusion.datasets import ScoreScale
+
+    items = [replace(i, score=100.0 * (1 - (i.level or 0) / 6), raw_score=float(i.level or 0))
+             for i in synthetic]
+    pristine = {i.content_id: i.reference for i in synthetic}
+    items += [DatasetItem(image=ref, reference=ref, score=100.0, raw_score=0.0,
+                          content_id=content, distortion="none", level=0)
+              for content, ref in pristine.items() if ref is not None]
+    return replace(synthetic, items=tuple(items),
+                   scale=ScoreScale(6.0, 0.0, higher_is_better=True, kind="severity"),
+                   description=f"{synthetic.description}, and each reference against itself "
+                               "(level 0); target 100·(1 − level/6); NOT human ratings")
 
 
 def _pristine_paths(pristine: str | Path | Sequence[str | Path]) -> list[Path]:

@@ -1,0 +1,98 @@
+"""The retraining notebook runs top to bottom on a CLIVE subset and saves a bundle that
+loads; the benchmark's quick mode writes well-formed outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fusion
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO_ROOT / "notebooks" / "retrain_stacker.ipynb"
+
+
+def test_notebook_is_stored_without_outputs() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+    # public API only: nothing private is imported or called
+    source = "\n".join(cell.source for cell in code)
+    assert "._" not in source.replace("os.environ", "") and "import _" not in source
+
+
+def test_retrain_notebook_runs_and_saves_a_loadable_bundle(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    manifest = shared_data / "clive" / "manifest.csv"
+    if not manifest.is_file():
+        pytest.skip(f"{manifest} not found")
+    for name, value in {"DATA": str(manifest), "SUBSET": "48", "OUT": "bundle",
+                        "CACHE": "features.h5"}.items():
+        monkeypatch.setenv(f"FUSION_IQA_NOTEBOOK_{name}", value)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "\n".join(output.get("text", "") for cell in notebook.cells
+                        for output in cell.get("outputs", []))
+    assert "clive: 48 items" in printed and "retrained" in printed and "default" in printed
+    model = fusion.load(tmp_path / "bundle")
+    assert model.mode == "nr" and model.name == "retrained_clive"
+    assert model.metadata["training_data"]["items"] < 48  # the held-out part was left out
+    srcc = model.metadata["heldout_metrics"]["fused"]["srcc"]
+    assert np.isfinite(srcc) and -1 <= srcc <= 1
+    reference, image = fusion.example_pair()
+    assert 0 <= model.predict(image).score <= 100
+
+
+def test_benchmark_quick_mode_writes_its_outputs(shared_data: Path, tmp_path: Path) -> None:
+    clive = shared_data / "clive" / "manifest.csv"
+    if not (clive.is_file() and (shared_data / "pristine" / "kodak").is_dir()):
+        pytest.skip("the quick benchmark needs clive/ and pristine/kodak/ in the shared data")
+    # a second no-reference database (other CLIVE images) exercises the cross-database part
+    lines = clive.read_text().splitlines()
+    second = tmp_path / "other.csv"
+    header, rows = lines[0], lines[-40:]
+    columns = header.split(",")
+    image_column = columns.index("image")
+    absolute = [",".join(str(clive.parent / v) if i == image_column else v
+                         for i, v in enumerate(row.split(","))) for row in rows]
+    second.write_text("\n".join([header, *absolute]) + "\n")
+    out = tmp_path / "bench"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "benchmark.py"), "--quick",
+         "--out", str(out), "--data", str(shared_data), "--database", f"manifest={second}"],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "benchmark.json").read_text())
+    names = [d["name"] for d in report["databases"]]
+    assert names == ["clive", "kodak_synthetic", "other"]
+    for database in report["databases"]:
+        summary = database["summary"]
+        assert "fused" in summary and any(m.startswith("backbone") for m in summary)
+        assert any(m.startswith("handcrafted") for m in summary)
+        for values in summary.values():
+            assert set(values) == {f"{m}_{s}" for m in ("srcc", "krcc", "plcc", "rmse")
+                                   for s in ("mean", "std")}
+        assert all(len(rows) == report["folds"] for rows in database["folds"].values())
+    synthetic = report["databases"][1]["summary"]
+    assert "peer scikit-image SSIM" in synthetic and "feature psnr" in synthetic
+    assert [(r["train"], r["test"]) for r in report["cross_database"]] == [
+        ("clive", "other"), ("other", "clive")]
+    assert any(k.startswith("nr") for k in report["speed"]) and \
+        any(k.startswith("fr") for k in report["speed"])
+    assert report["cold_start"]["tensorflow_imported"] is False
+    markdown = (out / "benchmark.md").read_text()
+    assert "| **fused** |" in markdown and "## Speed" in markdown
+    assert markdown.strip() in result.stdout
+    for png in ("srcc.png", "scatter_clive.png", "scatter_kodak_synthetic.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
