@@ -155,14 +155,16 @@ def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | 
                    seed: int = 0, trials: int = 6, max_patches: int | None = None,
                    progress: bool = True, pretrain: Any = None,
                    patches_per_image: int = 16, max_epochs: int = 30, patience: int = 5,
-                   pretrain_epochs: int = 10) -> TrainingResult:
+                   pretrain_epochs: int = 10, initial: str | Path | None = None
+                   ) -> TrainingResult:
     """Build, train and export one backbone.
 
     Pretrained trunks (EfficientNet-Lite) stay frozen and their heads are trained on
     ``dataset``. Other backbones are trained end to end (:mod:`backbones.end_to_end`):
     stage 1 on ``pretrain`` (a synthetic full-reference set, see
     :func:`fusion.distortions.generate_synthetic`, whose severity becomes the target),
-    stage 2 on ``dataset`` (human-rated); either may be None, not both.
+    stage 2 on ``dataset`` (human-rated); either may be None, not both. ``initial`` (a
+    ``.keras`` of the same backbone, e.g. a stage-1 result) gives the starting weights.
 
     Writes ``<name>_<mode>.keras``, ``<name>_<mode>.tflite`` and ``<name>_<mode>.json``
     (settings, trials, validation metrics, timings) into ``out_dir``.
@@ -174,6 +176,9 @@ def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | 
     spec = spec_of(name)
     if dataset is None and pretrain is None:
         raise ValueError("give a rated dataset, a synthetic pre-training set, or both")
+    if initial is not None and spec.pretrained:
+        raise ValueError(f"{name} has a frozen pretrained trunk; initial= is for backbones "
+                         "trained end to end")
     mode = mode or (dataset.mode if dataset is not None else "fr")
     max_patches = max_patches or spec.max_patches
     out = Path(out_dir)
@@ -187,7 +192,8 @@ def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | 
     return _train_end_to_end(name, dataset, pretrain, out, mode=mode, seed=seed,
                              trials=trials, max_patches=max_patches, progress=progress,
                              patches_per_image=patches_per_image, max_epochs=max_epochs,
-                             patience=patience, pretrain_epochs=pretrain_epochs)
+                             patience=patience, pretrain_epochs=pretrain_epochs,
+                             initial=initial)
 
 
 def _train_frozen(name: str, dataset: Any, out: Path, *, mode: str, seed: int, trials: int,
@@ -217,7 +223,7 @@ def _train_frozen(name: str, dataset: Any, out: Path, *, mode: str, seed: int, t
 def _train_end_to_end(name: str, dataset: Any, pretrain: Any, out: Path, *, mode: str,
                       seed: int, trials: int, max_patches: int, progress: bool,
                       patches_per_image: int, max_epochs: int, patience: int,
-                      pretrain_epochs: int) -> TrainingResult:
+                      pretrain_epochs: int, initial: str | Path | None) -> TrainingResult:
     from backbones._keras import require_keras
     from backbones.end_to_end import decode_items, search_stage
     from backbones.registry import get_backbone, spec_of
@@ -228,12 +234,18 @@ def _train_end_to_end(name: str, dataset: Any, pretrain: Any, out: Path, *, mode
     start = time.perf_counter()
     spec = spec_of(name)
     model = get_backbone(name, mode=mode)
-    norm = model.get_layer("feature_norm")  # identity: the trunk ends in batch norm
-    width = norm.get_weights()[0].shape
-    norm.set_weights([np.zeros(width, np.float32), np.ones(width, np.float32),
-                      *norm.get_weights()[2:]])
-    common = {"seed": seed, "patches_per_image": patches_per_image,
-              "max_patches": max_patches, "patience": patience, "progress": progress}
+    if initial is not None:
+        from backbones.registry import load_keras
+
+        model.set_weights(load_keras(initial).get_weights())
+    else:
+        norm = model.get_layer("feature_norm")  # identity: the trunk ends in batch norm
+        width = norm.get_weights()[0].shape
+        norm.set_weights([np.zeros(width, np.float32), np.ones(width, np.float32),
+                          *norm.get_weights()[2:]])
+    common: dict[str, Any] = {"seed": seed, "patches_per_image": patches_per_image,
+                              "max_patches": max_patches, "patience": patience,
+                              "progress": progress}
     stages = []
     if pretrain is not None:
         items = decode_items(severity_dataset(pretrain), mode)
@@ -253,6 +265,7 @@ def _train_end_to_end(name: str, dataset: Any, pretrain: Any, out: Path, *, mode
                      "patch_size": spec.patch_size, "trunk": "trained end to end",
                      "dataset": dataset.name if dataset is not None else None,
                      "pretrain": pretrain.description if pretrain is not None else None,
+                     "initial": str(initial) if initial is not None else None,
                      "stages": [{"name": st.name, "items": st.items, "settings": st.settings,
                                  "validation": st.validation,
                                  "seconds": round(st.seconds, 1)} for st in stages],

@@ -87,12 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="print a bundle's metadata and held-out metrics")
     info.add_argument("bundle", nargs="?", help="bundle path (default: both default models)")
 
-    train = commands.add_parser("train-backbone",
-                                help="train a backbone's heads and export it (train extra)")
+    train = commands.add_parser(
+        "train-backbone", help="train a backbone and export it to LiteRT (train extra)",
+        description="EfficientNet-Lite backbones keep their ImageNet trunk frozen and train "
+                    "their heads on DATA. The others (wadiqam, compact, keras.applications "
+                    "with weights=None) train end to end: stage 1 on synthetic distortions "
+                    "of the --pretrain photographs, stage 2 on DATA.",
+        epilog="examples:\n"
+               "  fusion-iqa train-backbone efficientnet_lite1 clive/manifest.csv --out bb/\n"
+               "  fusion-iqa train-backbone compact clive/manifest.csv --pretrain kodak/ "
+               "--out bb/\n"
+               "  fusion-iqa train-backbone wadiqam --mode fr --pretrain kodak/ --out bb/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("name", help="registered backbone, e.g. efficientnet_lite0")
-    train.add_argument("data", help="a CSV manifest of rated images")
+    train.add_argument("data", nargs="?", help="a CSV manifest of rated images")
     train.add_argument("--out", required=True, help="output folder")
+    train.add_argument("--mode", choices=("nr", "fr"),
+                       help="default: the data's mode (fr with --pretrain alone)")
+    train.add_argument("--pretrain", metavar="PRISTINE_DIR",
+                       help="photographs to distort for stage-1 pre-training")
+    train.add_argument("--pretrain-kinds", help="comma-separated distortion types "
+                                                "(default: all)")
     train.add_argument("--trials", type=int, default=6, help="random-search trials")
+    train.add_argument("--epochs", type=int, default=30, help="stage-2 epoch limit")
+    train.add_argument("--pretrain-epochs", type=int, default=10)
+    train.add_argument("--patches-per-image", type=int, default=16)
     train.add_argument("--seed", type=int, default=0)
 
     evaluate = commands.add_parser(
@@ -228,9 +247,20 @@ def _brief(report: dict[str, Any]) -> dict[str, Any]:
 def _train_backbone(args: argparse.Namespace) -> int:
     from backbones.training import train_backbone
     from fusion.datasets import read_manifest
+    from fusion.distortions import generate_synthetic
 
-    result = train_backbone(args.name, read_manifest(args.data), Path(args.out),
-                            trials=args.trials, seed=args.seed)
+    if args.data is None and args.pretrain is None:
+        raise ValueError("train-backbone needs DATA, --pretrain PRISTINE_DIR, or both")
+    dataset = read_manifest(args.data) if args.data else None
+    pretrain = None
+    if args.pretrain:
+        kinds = args.pretrain_kinds.split(",") if args.pretrain_kinds else None
+        pretrain = generate_synthetic(args.pretrain, Path(args.out) / "synthetic", kinds=kinds,
+                                      seed=args.seed, progress=True)
+    result = train_backbone(args.name, dataset, Path(args.out), mode=args.mode,
+                            trials=args.trials, seed=args.seed, pretrain=pretrain,
+                            max_epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
+                            patches_per_image=args.patches_per_image)
     print(json.dumps({"keras": result.keras_path, "litert": result.litert_path,
                       "validation": result.validation, "seconds": round(result.seconds, 1),
                       "litert_max_difference": result.litert_max_difference}, indent=2))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image as PILImage
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras", reason="backbone tests need the train extra")
@@ -211,3 +212,117 @@ def test_patch_features_stream_items_from_paths(tmp_path: Path) -> None:
     ref, dist = fusion.example_pair(fusion.EXAMPLE_NAMES[0])
     again = patch_features(runtime, [(dist, ref)], max_patches=4)
     np.testing.assert_array_equal(features[:1], again)
+
+
+# ------------------------------------------------------------------ end-to-end training
+
+
+def _rated_manifest(folder: Path, kinds: tuple[str, ...] = ("gaussian_blur", "gaussian_noise")
+                    ) -> Path:
+    """Example photographs at several distortion levels, scored by severity."""
+    import fusion
+    from fusion.distortions import distort
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["image,score,content_id"]
+    for name in fusion.EXAMPLE_NAMES:
+        reference, _ = fusion.example_pair(name)
+        for kind in kinds:
+            for level in (1, 3, 5):
+                file = f"{name}_{kind}_{level}.png"
+                PILImage.fromarray(distort(reference, kind, level)).save(folder / file)
+                lines.append(f"{file},{100 * (1 - level / 6):.3f},{name}_{kind}")
+    manifest = folder / "manifest.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def test_augmentation_moves_reference_and_distorted_channels_together() -> None:
+    from backbones.end_to_end import _augment
+
+    rng = np.random.default_rng(0)
+    half = rng.random((4, 3, 8, 8, 3)).astype(np.float32)
+    batch = np.concatenate([half, half + 1.0], axis=-1)  # reference, then distorted
+    out = np.asarray(_augment(batch))
+    assert out.shape == batch.shape
+    np.testing.assert_array_equal(out[..., :3] + 1.0, out[..., 3:])
+    changed = 0
+    for image in range(4):
+        for patch in range(3):
+            original = batch[image, patch]
+            dihedral = [np.rot90(f, k) for f in (original, original[:, ::-1])
+                        for k in range(4)]
+            assert any(np.array_equal(out[image, patch], d) for d in dihedral)
+            changed += not np.array_equal(out[image, patch], original)
+    assert changed > 0
+
+
+def test_end_to_end_training_pretrains_then_fine_tunes(tmp_path: Path) -> None:
+    import json
+
+    import fusion
+    from backbones.training import train_backbone
+    from fusion.datasets import read_manifest
+    from fusion.distortions import generate_synthetic
+    from fusion.examples import example_paths
+
+    rated = read_manifest(_rated_manifest(tmp_path / "rated"))
+    pristine = [example_paths(name)[0] for name in fusion.EXAMPLE_NAMES]
+    synthetic = generate_synthetic(pristine, tmp_path / "synthetic",
+                                   kinds=["gaussian_blur", "gaussian_noise"], levels=[1, 3, 5])
+    before = backbones.get_backbone("compact")
+    result = train_backbone("compact", rated, tmp_path / "out", pretrain=synthetic, trials=2,
+                            max_epochs=2, pretrain_epochs=2, patches_per_image=4,
+                            progress=False)
+    report = json.loads((tmp_path / "out" / "compact_nr.json").read_text())
+    stages = report["settings"]["stages"]
+    assert [s["name"] for s in stages] == ["stage 1 (synthetic severity)",
+                                           f"stage 2 ({rated.name})"]
+    assert stages[0]["items"] == 3 * 2 * 3 + 3  # distortions plus each photo against itself
+    assert stages[0]["settings"]["learning_rate"] == 1e-3
+    assert len([t for t in report["trials"] if t["stage"].startswith("stage 2")]) == 2
+    assert report["settings"]["trunk"] == "trained end to end"
+    trained = backbones.load_keras(result.keras_path)
+    # the trunk itself was trained, not only the heads
+    assert not np.array_equal(before.get_layer("compact_trunk").get_weights()[0],
+                              trained.get_layer("compact_trunk").get_weights()[0])
+    assert result.litert_max_difference <= 1e-4
+    assert set(result.validation) == {"srcc", "krcc", "plcc", "rmse"}
+    runtime = LiteRTBackbone(result.litert_path)
+    vector, _, quality = runtime.image_vector(fusion.example_pair()[1] / 255.0,
+                                              max_patches=16)
+    assert np.all(np.isfinite(vector)) and len(quality) == 16
+
+
+def test_end_to_end_training_learns_blur_severity(tmp_path: Path) -> None:
+    """A real (small) learning check: after pre-training on the blur levels of three
+    photographs, the network's pooled quality ranks an unseen photograph's blur levels."""
+    import fusion
+    from backbones.end_to_end import decode_items, grid_scores, search_stage
+    from fusion.datasets import Dataset, DatasetItem
+    from fusion.distortions import distort, generate_synthetic, severity_dataset
+    from fusion.examples import example_paths
+    from fusion.metrics import srcc
+
+    keras.utils.set_random_seed(0)
+    pristine = [example_paths(name)[0] for name in fusion.EXAMPLE_NAMES]
+    synthetic = generate_synthetic(pristine, tmp_path / "synthetic",
+                                   kinds=["gaussian_blur"], levels=[1, 2, 3, 4, 5])
+    model = backbones.get_backbone("compact")
+    norm = model.get_layer("feature_norm")
+    width = norm.get_weights()[0].shape
+    norm.set_weights([np.zeros(width), np.ones(width), *norm.get_weights()[2:]])
+    items = decode_items(severity_dataset(synthetic), "nr")
+    search_stage(model, items, name="blur", trials=1, seed=0, patches_per_image=16,
+                 max_patches=16, max_epochs=12, patience=12,
+                 fixed={"learning_rate": 1e-3, "batch_size": 16})
+    unseen = pytest.importorskip("skimage.data").rocket()  # a photograph not trained on
+    levels = [1, 2, 3, 4, 5]
+    paths = [tmp_path / f"unseen_{level}.png" for level in levels]
+    for path, level in zip(paths, levels, strict=True):
+        PILImage.fromarray(distort(unseen, "gaussian_blur", level)).save(path)
+    rated = Dataset("unseen", "nr", tuple(DatasetItem(path, None, 0.0, 0.0, "u")
+                                          for path in paths))
+    decoded = decode_items(rated, "nr")
+    scores = grid_scores(model, decoded, range(len(levels)), max_patches=16)
+    assert srcc(scores, -np.array(levels, float)) >= 0.8, scores

@@ -34,7 +34,7 @@ def test_retrain_notebook_runs_and_saves_a_loadable_bundle(
     manifest = shared_data / "clive" / "manifest.csv"
     if not manifest.is_file():
         pytest.skip(f"{manifest} not found")
-    for name, value in {"DATA": str(manifest), "SUBSET": "48", "OUT": "bundle",
+    for name, value in {"DATA": str(manifest), "SUBSET": "70", "OUT": "bundle",
                         "CACHE": "features.h5"}.items():
         monkeypatch.setenv(f"FUSION_IQA_NOTEBOOK_{name}", value)
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -44,13 +44,13 @@ def test_retrain_notebook_runs_and_saves_a_loadable_bundle(
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     printed = "\n".join(output.get("text", "") for cell in notebook.cells
                         for output in cell.get("outputs", []))
-    assert "clive: 48 items" in printed and "retrained" in printed and "default" in printed
+    assert "clive: 70 items" in printed and "retrained" in printed and "default" in printed
     model = fusion.load(tmp_path / "bundle")
-    assert model.mode == "nr" and model.name == "retrained_clive"
-    assert model.metadata["training_data"]["items"] < 48  # the held-out part was left out
+    assert model.mode == "nr" and model.name.startswith("retrained_clive@")
+    assert model.metadata["training_data"]["items"] < 70  # the held-out part was left out
     srcc = model.metadata["heldout_metrics"]["fused"]["srcc"]
     assert np.isfinite(srcc) and -1 <= srcc <= 1
-    reference, image = fusion.example_pair()
+    _, image = fusion.example_pair()
     assert 0 <= model.predict(image).score <= 100
 
 
@@ -61,7 +61,7 @@ def test_benchmark_quick_mode_writes_its_outputs(shared_data: Path, tmp_path: Pa
     # a second no-reference database (other CLIVE images) exercises the cross-database part
     lines = clive.read_text().splitlines()
     second = tmp_path / "other.csv"
-    header, rows = lines[0], lines[-40:]
+    header, rows = lines[0], lines[-90:]
     columns = header.split(",")
     image_column = columns.index("image")
     absolute = [",".join(str(clive.parent / v) if i == image_column else v
@@ -75,7 +75,7 @@ def test_benchmark_quick_mode_writes_its_outputs(shared_data: Path, tmp_path: Pa
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "benchmark.json").read_text())
     names = [d["name"] for d in report["databases"]]
-    assert names == ["clive", "kodak_synthetic", "other"]
+    assert names == ["clive", "synthetic_kodak", "other"]
     for database in report["databases"]:
         summary = database["summary"]
         assert "fused" in summary and any(m.startswith("backbone") for m in summary)
@@ -94,5 +94,5 @@ def test_benchmark_quick_mode_writes_its_outputs(shared_data: Path, tmp_path: Pa
     markdown = (out / "benchmark.md").read_text()
     assert "| **fused** |" in markdown and "## Speed" in markdown
     assert markdown.strip() in result.stdout
-    for png in ("srcc.png", "scatter_clive.png", "scatter_kodak_synthetic.png"):
+    for png in ("srcc.png", "scatter_clive.png", "scatter_synthetic_kodak.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
