@@ -42,6 +42,7 @@ import platform
 import resource
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,6 +80,7 @@ class Benchmark:
     out_of_fold: list[tuple[float, float]] = field(default_factory=list)
     heldout: dict[str, dict[str, float]] = field(default_factory=dict)
     heldout_n: int = 0
+    coverage: list[float] = field(default_factory=list)
 
     def add(self, method: str, predicted: Any, observed: Any) -> None:
         self.folds.setdefault(method, []).append(_metrics(predicted, observed))
@@ -209,8 +211,11 @@ def accuracy(dataset: Dataset, human: bool, args: argparse.Namespace,
     for fold, (train, test) in enumerate(ContentKFold(args.folds, seed=args.seed).split(data)):
         model = FusionModel.fit(data.mode, extractors, x[train], y[train], groups[train],
                                 seed=args.seed + fold)
-        fused = model.interval.predict(np.asarray(model.stacker.predict(x[test])))
+        raw = np.asarray(model.stacker.predict(x[test]))
+        fused = model.interval.predict(raw)
         bench.add("fused", fused, y[test])
+        low, high = model.interval.predict_interval(raw).T
+        bench.coverage.append(float(np.mean((y[test] >= low) & (y[test] <= high))))
         bench.out_of_fold += list(zip(fused.tolist(), y[test].tolist(), strict=True))
         if heldout is None:  # the heads never saw this database: k-fold is fair
             for label, column in own_quality:
@@ -401,6 +406,10 @@ def markdown(report: dict[str, Any]) -> str:
                    if m != "fused" and not m.startswith("peer")]
         gain = bench["summary"]["fused"]["srcc_mean"] - max(singles)
         lines.append(f"\nfused − best single model: {gain:+.3f} SRCC")
+        coverage = bench["interval_coverage"]
+        lines.append(f"\nThe fused model's 90 % interval held {100 * np.mean(coverage):.1f} % "
+                     "of the held-out scores (per fold "
+                     f"{', '.join(f'{100 * c:.1f}' for c in coverage)} %).")
         if bench["heldout"]:
             lines += ["", f"The default model's backbone heads were trained on this database, "
                       f"so they are measured only on the {bench['heldout_n']} items the "
@@ -447,14 +456,16 @@ def plots(report: dict[str, Any], benches: list[Benchmark], out: Path) -> list[P
     import matplotlib.pyplot as plt
 
     written = []
-    figure, axes = plt.subplots(1, len(benches), figsize=(7 * len(benches), 6), squeeze=False)
+    figure, axes = plt.subplots(1, len(benches), figsize=(7.5 * len(benches), 7),
+                                squeeze=False)
     for axis, bench in zip(axes[0], benches, strict=True):
         summary = sorted(bench.summary().items(), key=lambda kv: kv[1]["srcc_mean"])
         summary = summary[-15:]  # the best fifteen methods
-        labels = [m for m, _ in summary]
+        methods = [m for m, _ in summary]
+        labels = [textwrap.fill(m, 32) for m in methods]
         axis.barh(labels, [s["srcc_mean"] for _, s in summary],
                   xerr=[s["srcc_std"] for _, s in summary],
-                  color=["tab:red" if m == "fused" else "tab:blue" for m in labels])
+                  color=["tab:red" if m == "fused" else "tab:blue" for m in methods])
         axis.set_xlabel(f"SRCC (mean ± std over {report['folds']} folds)")
         axis.set_title(f"{bench.name} ({bench.mode}, {'human' if bench.human else 'synthetic'})")
         axis.tick_params(axis="y", labelsize=7)
@@ -518,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{platform.python_version()}",
         "databases": [{"name": b.name, "mode": b.mode, "human": b.human, "n": b.n,
                        "summary": b.summary(), "folds": b.folds, "heldout": b.heldout,
-                       "heldout_n": b.heldout_n}
+                       "heldout_n": b.heldout_n, "interval_coverage": b.coverage}
                       for b in benches],
         "cross_database": cross_database(features, args.seed),
         "peers_installed": installed_peers(),

@@ -326,3 +326,31 @@ def test_end_to_end_training_learns_blur_severity(tmp_path: Path) -> None:
     decoded = decode_items(rated, "nr")
     scores = grid_scores(model, decoded, range(len(levels)), max_patches=16)
     assert srcc(scores, -np.array(levels, float)) >= 0.8, scores
+
+
+def test_train_backbone_command_runs_both_stages(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import fusion
+    from fusion.cli import main
+    from fusion.examples import example_paths
+
+    pristine = tmp_path / "pristine"
+    pristine.mkdir()
+    for name in fusion.EXAMPLE_NAMES:
+        (pristine / f"{name}.png").write_bytes(example_paths(name)[0].read_bytes())
+    manifest = _rated_manifest(tmp_path / "rated", kinds=("jpeg",))
+    out = tmp_path / "out"
+    assert main(["train-backbone", "compact", str(manifest), "--pretrain", str(pristine),
+                 "--pretrain-kinds", "gaussian_blur", "--trials", "1", "--epochs", "1",
+                 "--pretrain-epochs", "1", "--patches-per-image", "4", "--out",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[printed.index("{\n"):])  # after the progress lines
+    assert Path(summary["litert"]).is_file() and summary["litert_max_difference"] <= 1e-4
+    report = json.loads((out / "compact_nr.json").read_text())
+    assert len(report["settings"]["stages"]) == 2
+    assert (out / "synthetic" / "manifest.csv").is_file()
+    assert main(["train-backbone", "compact", "--out", str(out)]) == 1
+    assert "needs DATA, --pretrain PRISTINE_DIR, or both" in capsys.readouterr().err
