@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/train_defaults.py nr     # CLIVE share (human crowd MOS)
     python benchmarks/train_defaults.py fr     # synthetic Kodak distortions (no FR human data)
+    python benchmarks/train_defaults.py fr-parts   # add trunk/head parts to the FR bundle
 
 No-reference: the CLIVE share of ../shared/data (696 images), split by content into 80 %
 training and 20 % held out. Full-reference: no full-reference human-rated database is in
@@ -48,6 +49,11 @@ def severity_dataset() -> Dataset:
 
 def main(argv: list[str]) -> int:
     mode = argv[0] if argv else "nr"
+    if mode == "fr-parts":  # add trunk/head parts to the shipped full-reference bundle
+        from fusion.training import add_pair_parts
+
+        print(add_pair_parts(ROOT / "fusion" / "models" / "default_fr"))
+        return 0
     out = ROOT / "fusion" / "models" / f"default_{mode}"
     if out.exists():
         shutil.rmtree(out)

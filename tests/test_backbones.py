@@ -380,3 +380,82 @@ def test_every_backbone_takes_a_training_step(name: str) -> None:
     if spec_of(name).pretrained:  # the ImageNet trunk stays as loaded
         kept = [w.numpy() for w in model.non_trainable_weights if "moving" not in w.path]
         assert all(np.array_equal(b, a) for b, a in zip(frozen, kept, strict=True))
+
+
+# ------------------------------------------------------------------ full-reference parts
+
+
+def _unit_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+    import fusion
+
+    reference, distorted = fusion.example_pair(name)
+    return (reference / 255.0).astype(np.float32), (distorted / 255.0).astype(np.float32)
+
+
+def test_pair_parts_match_the_full_graph_and_reuse_a_reference(tmp_path: Path) -> None:
+    from backbones.export import export_pair_parts
+    from backbones.runtime import SplitPairBackbone
+
+    model = backbones.get_backbone("compact", mode="fr")
+    trunk, head = export_pair_parts(model, tmp_path, "compact_fr")
+    full = LiteRTBackbone(export_litert(model, tmp_path / "full.tflite"))
+    split = SplitPairBackbone(trunk, head, cache_size=2)
+    reference, distorted = _unit_pair("coffee_jpeg")
+    expected, grid, quality = full.image_vector(distorted, reference, max_patches=9)
+    actual, split_grid, split_quality = split.image_vector(distorted, reference,
+                                                           max_patches=9)
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+    np.testing.assert_allclose(split_quality, quality, atol=1e-4)
+    np.testing.assert_array_equal(split_grid.positions, grid.positions)
+    assert split.trunk_passes == 18  # 9 reference + 9 distorted patches
+    split.image_vector(reference, reference, max_patches=9)
+    assert split.trunk_passes == 27  # the reference's embeddings were reused
+    other_reference, other = _unit_pair("chelsea_noise")
+    split.image_vector(other, other_reference, max_patches=9)
+    assert split.trunk_passes == 45
+    with pytest.raises(ValueError, match="give a reference"):
+        split.image_vector(distorted, None)
+    with pytest.raises(ValueError, match="not a full-reference backbone"):
+        export_pair_parts(backbones.get_backbone("compact"), tmp_path, "nr")
+
+
+def test_bundle_keeps_pair_parts_and_refuses_a_tampered_part(tmp_path: Path) -> None:
+    import fusion
+    from backbones._torch_weights import sha256_of
+    from backbones.export import export_pair_parts
+    from fusion.bundle import BundleError, load_bundle, save_bundle
+    from fusion.distortions import distort
+    from fusion.features import FULL_REFERENCE_EXTRACTORS
+    from fusion.model import BackboneExtractor, FusionModel
+
+    model = backbones.get_backbone("compact", mode="fr")
+    full = export_litert(model, tmp_path / "compact_fr.tflite")
+    parts = export_pair_parts(model, tmp_path, "compact_fr")
+    backbone = BackboneExtractor("compact", full, sha256_of(full), parts=parts)
+    extractors = [backbone, *FULL_REFERENCE_EXTRACTORS]
+    rows, scores, groups = [], [], []
+    for index, name in enumerate(fusion.EXAMPLE_NAMES):
+        reference = fusion.example_pair(name)[0]
+        for kind in ("gaussian_noise", "gaussian_blur", "jpeg", "contrast_decrease"):
+            for level in (1, 3, 5):
+                distorted = distort(reference, kind, level, image_index=index)
+                parts_values = FusionModel("fr", extractors, None, None).extract(
+                    distorted, reference)
+                rows.append([v for values in parts_values.values() for v in values.values()])
+                scores.append(100 * (1 - level / 6))
+                groups.append(name)
+    fitted = FusionModel.fit("fr", extractors, np.array(rows), np.array(scores),
+                             np.array(groups), calibration_fraction=0.34, coverage=0.5)
+    reference, distorted = fusion.example_pair("astronaut_blur")
+    expected = fitted.predict(distorted, reference)
+    save_bundle(fitted, tmp_path / "bundle")
+    loaded = load_bundle(tmp_path / "bundle")
+    assert loaded.extractors[0].pair_runtime is not None  # type: ignore[attr-defined]
+    assert loaded.predict(distorted, reference).score == pytest.approx(expected.score,
+                                                                      abs=1e-9)
+    trunk_file = tmp_path / "bundle" / "backbones" / "bb_compact_fr.trunk.tflite"
+    data = bytearray(trunk_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    trunk_file.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"trunk\.tflite does not match its SHA-256"):
+        load_bundle(tmp_path / "bundle")

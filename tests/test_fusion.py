@@ -232,6 +232,13 @@ def test_default_models_predict(mode: str) -> None:
     else:
         clean = fusion.predict(reference, reference).score
         assert clean > result.score  # the pristine reference against itself is better
+        # the shipped trunk/head parts compute what the six-channel graph computes
+        backbone = fusion.api.default_model("fr").extractors[0]
+        assert backbone.pair_runtime is not None  # type: ignore[attr-defined]
+        ref, dist = (np.asarray(a, np.float32) / 255.0 for a in (reference, distorted))
+        whole = backbone.runtime.image_vector(dist, ref)[0]  # type: ignore[attr-defined]
+        split = backbone.pair_runtime.image_vector(dist, ref)[0]  # type: ignore[attr-defined]
+        np.testing.assert_allclose(split, whole, atol=1e-4)
 
 
 def test_predict_never_imports_tensorflow_or_keras() -> None:
