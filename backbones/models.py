@@ -186,6 +186,10 @@ def build_applications(name: str, *, mode: str = "nr", weights: str | Path | Non
     base = factory(**options)
     if weights is not None:
         base.load_weights(str(weights))
+    else:  # trained from scratch here: see _BN_MOMENTUM
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = _BN_MOMENTUM
     trunk_in = keras.Input((size, size, 3))
     scaled = layers.Rescaling(2.0, offset=-1.0, name="to_symmetric")(trunk_in)
     trunk = keras.Model(trunk_in, [base(scaled)], name=f"{name}_trunk")
