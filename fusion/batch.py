@@ -308,7 +308,11 @@ def _executor(jobs: int, scheduler: Any) -> Iterator[Callable[[list[Any]], list[
         with joblib.Parallel(n_jobs=jobs, backend="loky") as parallel:
             yield lambda tasks: list(parallel(joblib.delayed(_compute)(*t) for t in tasks))
         return
-    from dask.distributed import Client
+    try:
+        from dask.distributed import Client
+    except ImportError as exc:
+        raise ImportError("a Dask scheduler needs dask.distributed: pip install "
+                          "'fusion-iqa[cluster]'") from exc
 
     client = scheduler if isinstance(scheduler, Client) else \
         Client(scheduler)  # type: ignore[no-untyped-call]
@@ -385,7 +389,11 @@ def score_batch(
     if bundle is not None:
         _model(bundle, "", None)  # fail early on a bad bundle
     writer = _writer(Path(out))
-    store = FeatureCache(cache) if cache is not None else None
+    try:
+        store = FeatureCache(cache) if cache is not None else None
+    except BaseException:  # e.g. another job holds the cache's lock
+        writer.abort()
+        raise
     started = time.perf_counter()
     counts = {"scored": 0, "failed": 0, "from_cache": 0}
     bar = tqdm(total=len(items), unit="item", desc="scoring",

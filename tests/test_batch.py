@@ -279,3 +279,22 @@ def test_batch_command_exit_codes(pair_folders: tuple[Path, Path, list[str]],
     with pytest.raises(SystemExit):
         main(["batch", "--help"])
     assert "--scheduler tcp://" in capsys.readouterr().out
+
+
+def test_a_locked_cache_is_refused_without_leaving_files(tmp_path: Path) -> None:
+    from fusion.cache import CacheLockedError
+
+    _, image = example_paths(EXAMPLE_NAMES[0])
+    manifest = tmp_path / "items.csv"
+    manifest.write_text(f"image\n{image}\n")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # a live process other than this one holds the write lock
+        (tmp_path / "features.h5.lock").write_text(str(holder.pid))
+        with pytest.raises(CacheLockedError, match=f"written by process {holder.pid}"):
+            score_batch(manifest, tmp_path / "out.csv", cache=tmp_path / "features.h5",
+                        progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / "out.csv").exists()
+    assert not (tmp_path / ".out.csv.partial").exists()
