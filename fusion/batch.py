@@ -11,7 +11,8 @@ the number of items:
    keeps it for the following items.
 3. The stacker scores the chunk in one call and the rows are appended, in input order,
    to a temporary file beside the output (``.NAME.partial``). New features are committed
-   to the cache at least every ``checkpoint_seconds``.
+   to the cache at least every ``checkpoint_seconds`` (before the chunk's rows), so a
+   killed job loses at most that much work.
 4. At the end the temporary file is synced and renamed over the output, so a reader
    never sees a half-written result. A killed job leaves the cache it had committed: the
    rerun takes the finished items from there instead of computing them again.
@@ -404,12 +405,12 @@ def score_batch(
             iterator = iter(items)
             while chunk := list(islice(iterator, chunk_size)):
                 rows = _score_chunk(chunk, bundle, num_threads, store, run, counts)
-                writer.write(rows)
-                bar.update(len(chunk))
                 if store is not None and \
                         time.monotonic() - last_checkpoint >= checkpoint_seconds:
-                    store.flush()
+                    store.flush()  # before the rows that depend on it
                     last_checkpoint = time.monotonic()
+                writer.write(rows)
+                bar.update(len(chunk))
         if store is not None:
             store.flush()
         writer.commit()

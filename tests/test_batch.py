@@ -120,7 +120,7 @@ def test_killed_batch_resumes_from_the_cache(pair_folders: tuple[Path, Path, lis
 
     summary = score_batch(distorted, out, references=references, cache=cache, progress=False)
     # every row written before the kill had its features committed first
-    assert done - 3 <= summary.from_cache < 24 and summary.scored == 24
+    assert done <= summary.from_cache < 24 and summary.scored == 24
     assert summary.failed == 3 and not partial.exists()
     resumed = _read_rows(out)
     assert [r["id"] for r in resumed] == [r["id"] for r in sequential_run]
