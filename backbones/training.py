@@ -198,6 +198,7 @@ def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | 
 
 def _train_frozen(name: str, dataset: Any, out: Path, *, mode: str, seed: int, trials: int,
                   max_patches: int, progress: bool) -> TrainingResult:
+    from backbones.export import export_litert
     from backbones.registry import get_backbone, spec_of
     from backbones.runtime import LiteRTBackbone
 
@@ -205,7 +206,7 @@ def _train_frozen(name: str, dataset: Any, out: Path, *, mode: str, seed: int, t
     spec = spec_of(name)
     model = get_backbone(name, mode=mode)
     stem = f"{name}_{mode}"
-    untrained = _export(model, out / f"{stem}.untrained.tflite")
+    untrained = export_litert(model, out / f"{stem}.untrained.tflite")
     runtime = LiteRTBackbone(untrained)
     rated = [i for i, item in enumerate(dataset) if item.score is not None]
     items = [(dataset[i].image, dataset[i].reference if mode == "fr" else None)
@@ -272,21 +273,15 @@ def _train_end_to_end(name: str, dataset: Any, pretrain: Any, out: Path, *, mode
                      "items": final.items})
 
 
-def _export(model: Any, path: Path) -> Path:
-    from backbones.export import export_litert
-
-    return export_litert(model, path)
-
-
 def _save(model: Any, out: Path, stem: str, name: str, mode: str, start: float, seed: int,
           validation: dict[str, float], history: list[dict[str, Any]],
           settings: dict[str, Any]) -> TrainingResult:
     """Save ``.keras``, export and check ``.tflite``, write the JSON report."""
-    from backbones.export import max_litert_difference
+    from backbones.export import export_litert, max_litert_difference
 
     keras_path = out / f"{stem}.keras"
     model.save(keras_path)
-    litert_path = _export(model, out / f"{stem}.tflite")
+    litert_path = export_litert(model, out / f"{stem}.tflite")
     sample = np.random.default_rng(seed).random(
         (4, *model.input_shape[1:])).astype(np.float32)
     result = TrainingResult(

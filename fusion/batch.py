@@ -458,7 +458,8 @@ def _score_chunk(chunk: list[BatchItem], bundle: str | None, num_threads: int | 
         if len(cached) < len(model.extractors):
             tasks.append((index, (bundle, item.mode, num_threads, item.image, item.reference,
                                   tuple(cached))))
-    from_cache = {i for i in features if i not in {t[0] for t in tasks}}
+    computed_here = {index for index, _ in tasks}
+    from_cache = set(features) - computed_here
     for (index, _), (computed, error) in zip(tasks, run([t for _, t in tasks]), strict=True):
         if error is not None:
             errors[index] = error

@@ -130,6 +130,7 @@ def add_pair_parts(bundle: str | Path) -> list[str]:
     and the parts are added to ``metadata.json`` and ``SHA256SUMS``. Returns the added
     files. Needs the train extra.
     """
+    from backbones._torch_weights import sha256_of
     from backbones.export import export_pair_parts, max_litert_difference
     from backbones.registry import get_backbone, load_keras
     from fusion.bundle import write_checksums
@@ -156,17 +157,11 @@ def add_pair_parts(bundle: str | Path) -> list[str]:
         trunk, head = export_pair_parts(model, folder / "backbones", stem)
         entry["litert_parts"] = {
             "trunk": f"backbones/{trunk.name}", "head": f"backbones/{head.name}",
-            "trunk_sha256": _sha256_of(trunk), "head_sha256": _sha256_of(head)}
+            "trunk_sha256": sha256_of(trunk), "head_sha256": sha256_of(head)}
         added += [entry["litert_parts"]["trunk"], entry["litert_parts"]["head"]]
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
     write_checksums(folder)
     return added
-
-
-def _sha256_of(path: Path) -> str:
-    from backbones._torch_weights import sha256_of
-
-    return sha256_of(path)
 
 
 def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> dict[str, Any]:
