@@ -23,7 +23,6 @@ prediction) a reference given to a no-reference model or missing for a full-refe
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from backbones._torch_weights import sha256_of
 from fusion._version import __version__
 from fusion.features.extractors import BaseExtractor
 from fusion.model import BackboneExtractor, FusionModel
@@ -91,14 +91,14 @@ def save_bundle(model: FusionModel, path: str | Path, *,
                 "key": extractor.key, "kind": "backbone", "backbone": extractor.backbone_name,
                 "litert": litert, "sha256": extractor.sha256,
                 "max_patches": extractor.max_patches,
-                "patch_size": extractor.runtime.patch_size,
+                "patch_size": extractor.patch_size,
             }
             if extractor.parts is not None:
                 parts = {}
                 for part, source in zip(("trunk", "head"), extractor.parts, strict=True):
                     parts[part] = f"backbones/{extractor.name}.{part}.tflite"
                     shutil.copyfile(source, folder / parts[part])
-                    parts[f"{part}_sha256"] = _sha256(folder / parts[part])
+                    parts[f"{part}_sha256"] = sha256_of(folder / parts[part])
                 entry["litert_parts"] = parts
             keras_file = (backbone_keras or {}).get(extractor.backbone_name)
             if keras_file is not None:
@@ -141,7 +141,7 @@ def write_checksums(folder: str | Path) -> None:
     """
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
-    sums = "".join(f"{_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
+    sums = "".join(f"{sha256_of(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
     (folder / "SHA256SUMS").write_text(sums)
 
 
@@ -182,7 +182,7 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
         raise BundleError(f"{source}: cannot load the stacker safely ({exc})") from exc
     mode = metadata["mode"]
     model = FusionModel(mode, extractors, stacker, interval,
-                        name=f"{metadata['name']}@{_sha256(folder / 'SHA256SUMS')[:8]}",
+                        name=f"{metadata['name']}@{sha256_of(folder / 'SHA256SUMS')[:8]}",
                         metadata=metadata)
     return model
 
@@ -204,7 +204,7 @@ def _verified_metadata(folder: Path) -> dict[str, Any]:
         file = folder / name
         if not file.is_file():
             raise BundleError(f"{folder}: missing file {name} (listed in SHA256SUMS)")
-        if _sha256(file) != digest:
+        if sha256_of(file) != digest:
             raise BundleError(f"{folder}: {name} does not match its SHA-256 in SHA256SUMS; "
                               "the bundle was modified or damaged")
     metadata: dict[str, Any] = json.loads(meta_file.read_text())
@@ -267,9 +267,3 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

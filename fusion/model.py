@@ -45,28 +45,51 @@ class BackboneExtractor(BaseExtractor):
     def __init__(self, backbone_name: str, litert_path: str | Path, sha256: str, *,
                  max_patches: int = 9, num_threads: int | None = None,
                  parts: tuple[str | Path, str | Path] | None = None) -> None:
-        from backbones.runtime import LiteRTBackbone, SplitPairBackbone
+        from backbones.runtime import SplitPairBackbone
 
         self.backbone_name = backbone_name
         self.litert_path = Path(litert_path)
         self.sha256 = sha256
         self.max_patches = max_patches
-        self.runtime = LiteRTBackbone(litert_path, num_threads=num_threads)
-        self.mode = self.runtime.mode  # type: ignore[misc]
+        self.num_threads = num_threads
+        self._runtime: Any = None
         self.parts = None if parts is None else (Path(parts[0]), Path(parts[1]))
-        if self.parts is not None and self.mode != "fr":
-            raise ValueError("trunk/head parts are for full-reference backbones")
         self.pair_runtime = None if self.parts is None else SplitPairBackbone(
             *self.parts, num_threads=num_threads)
+        if self.pair_runtime is not None:
+            # The parts serve prediction: the six-channel graph is not even loaded.
+            self.mode = "fr"  # type: ignore[misc]
+            self.patch_size = self.pair_runtime.patch_size
+            pair_width = self.pair_runtime.head.input_shape[0]
+            width = int(self.pair_runtime.head(np.zeros((1, pair_width), np.float32))
+                        .shape[1]) - 2
+        else:
+            self.mode = self.runtime.mode  # type: ignore[misc]
+            self.patch_size = self.runtime.patch_size
+            width = int(self.runtime(np.zeros((1, self.patch_size, self.patch_size,
+                                               self.runtime.channels), np.float32))
+                        .shape[1]) - 2
         self.name = f"bb_{backbone_name}_{self.mode}"  # type: ignore[misc]
         self.version = int(sha256[:8], 16)
-        width = int(self.runtime(np.zeros((1, self.runtime.patch_size,
-                                           self.runtime.patch_size, self.runtime.channels),
-                                          np.float32)).shape[1]) - 2
         prefix = f"bb:{backbone_name}:"
         self.feature_names = tuple(prefix + s for s in _SUMMARY) + tuple(
             f"{prefix}f{i}" for i in range(width))
         self.higher_is_better = (True, True, None) + (None,) * width
+
+    @property
+    def runtime(self) -> Any:
+        """The whole exported graph (:class:`backbones.runtime.LiteRTBackbone`).
+
+        Loaded on first use: with ``parts``, prediction never needs it.
+        """
+        if self._runtime is None:
+            from backbones.runtime import LiteRTBackbone
+
+            runtime = LiteRTBackbone(self.litert_path, num_threads=self.num_threads)
+            if self.parts is not None and runtime.mode != "fr":
+                raise ValueError("trunk/head parts are for full-reference backbones")
+            self._runtime = runtime
+        return self._runtime
 
     def _outputs(self, reference: Image, distorted: Image) -> tuple[Any, Any, Any]:
         """(pooled vector, patch grid, patch qualities), computed once per image (pair).
