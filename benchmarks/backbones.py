@@ -44,6 +44,8 @@ SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
+from _learners import ridge, svr  # noqa: E402
+
 from fusion.datasets import read_manifest  # noqa: E402
 from fusion.distortions import generate_synthetic  # noqa: E402
 from fusion.metrics import evaluate  # noqa: E402
@@ -65,15 +67,9 @@ NATIVE = tuple(BUDGET)
 
 def _ridge_5fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
                  learner: str = "ridge") -> dict[str, str]:
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVR
-
     rows = []
     for train, test in ContentKFold(5, seed=0).split(groups, y):
-        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 5, 13))
-                              if learner == "ridge" else SVR(C=16.0, epsilon=1.0))
+        model = ridge() if learner == "ridge" else svr()
         model.fit(x[train], y[train])
         rows.append(evaluate(model.predict(x[test]), y[test], logistic=5))
     return {k: f"{np.mean([r[m] for r in rows]):.3f} ± {np.std([r[m] for r in rows]):.3f}"

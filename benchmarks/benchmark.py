@@ -55,6 +55,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _learners import ridge, svr  # noqa: E402
+
 from fusion.api import default_model  # noqa: E402
 from fusion.datasets import Dataset, load_dataset, read_manifest  # noqa: E402
 from fusion.distortions import generate_synthetic, severity_dataset  # noqa: E402
@@ -127,22 +129,6 @@ def datasets(args: argparse.Namespace) -> list[tuple[Dataset, bool]]:
 
 
 # ----------------------------------------------------------------------------- accuracy
-
-
-def _svr() -> Any:
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVR
-
-    return make_pipeline(StandardScaler(), SVR(C=16.0, gamma="scale", epsilon=1.0))
-
-
-def _ridge() -> Any:
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 5, 13)))
 
 
 def single_models(table: FeatureTable) -> dict[str, list[int]]:
@@ -221,7 +207,7 @@ def accuracy(dataset: Dataset, human: bool, args: argparse.Namespace,
             for label, column in own_quality:
                 bench.add(label, x[test, column], y[test])
         for label, columns in singles.items():
-            learner = _svr() if "SVR" in label else _ridge()
+            learner = svr() if "SVR" in label else ridge()
             learner.fit(x[train][:, columns], y[train])
             bench.add(label, learner.predict(x[test][:, columns]), y[test])
         for column, name, higher in directed:
