@@ -15,7 +15,6 @@ SHA-256 is checked against an expected value before it is parsed.
 from __future__ import annotations
 
 import collections
-import hashlib
 import pickle
 import struct
 from pathlib import Path
@@ -24,7 +23,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["WeightFileError", "load_state_dict", "sha256_of"]
+from backbones.hashing import sha256_of
+
+__all__ = ["WeightFileError", "load_state_dict"]
 
 _MAGIC = 0x1950A86A20F9469CFC6C
 _DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -96,15 +97,6 @@ class _StateDictUnpickler(pickle.Unpickler):
         if key not in self.storages:
             self.storages[key] = _Storage(kind.dtype, int(numel))
         return self.storages[key]
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_state_dict(path: str | Path, *, sha256: str | None) -> dict[str, NDArray[Any]]:

@@ -26,11 +26,12 @@ from typing import Any
 import keras
 from keras import layers
 
-from backbones._torch_weights import WeightFileError, sha256_of
+from backbones._torch_weights import WeightFileError
 from backbones.efficientnet_lite import build_efficientnet_lite
+from backbones.hashing import sha256_of
 
 __all__ = ["ChannelSplit", "build_applications", "build_compact", "build_efficientnet_iqa",
-           "build_wadiqam"]
+           "build_wadiqam", "weighted_average"]
 
 _L2 = 1e-4
 # Native nets train from scratch on a few hundred images (tens of steps an epoch): a
@@ -60,6 +61,17 @@ class ChannelSplit(layers.Layer):  # type: ignore[misc]
         return {**super().get_config(), "channels": self.channels}
 
 
+def weighted_average(quality: Any, weight: Any) -> Any:
+    """WaDIQaM's image score Σ w·q / Σ w over the patch axis (axis 1), as Keras ops.
+
+    ``quality`` and ``weight`` have shape (B, K, 1) for B images of K patches; the result
+    has shape (B, 1). The NumPy twin that prediction uses is
+    :func:`backbones.patches.weighted_quality`.
+    """
+    ops = keras.ops
+    return ops.sum(quality * weight, axis=1) / (ops.sum(weight, axis=1) + 1e-6)
+
+
 def _with_heads(name: str, mode: str, patch_size: int,
                 embed: Callable[[Any], Any]) -> keras.Model:
     """Wrap a patch → feature-vector function with the FR/NR input and both heads."""
@@ -76,7 +88,7 @@ def _with_heads(name: str, mode: str, patch_size: int,
         features = layers.Concatenate(name="fr_features")(
             [layers.Subtract(name="difference")([f_dist, f_ref]), f_dist])
     # Standardises the features for the heads; adapted to the training data by
-    # backbones.training (identity until then).
+    # fusion.training (identity until then).
     normalised = layers.Normalization(axis=-1, name="feature_norm")(features)
     hidden = layers.Dense(256, activation="relu", kernel_regularizer=regulariser,
                           name="quality_hidden")(normalised)
@@ -167,8 +179,13 @@ def build_applications(name: str, *, mode: str = "nr", weights: str | Path | Non
     """A ``keras.applications`` trunk (ResNet50, InceptionV3, MobileNetV3Small) with heads.
 
     Nothing is downloaded: ``weights`` is None (random initialisation) or a local weights
-    file, which must come with its ``weights_sha256``. Inputs in [0, 1] are scaled to each
-    application's own preprocessing range inside the model.
+    file, which must come with its ``weights_sha256``. Inputs in [0, 1] are mapped to
+    [−1, 1] inside the model for every application. That is the ImageNet preprocessing of
+    InceptionV3 and of MobileNetV3Small (built with ``include_preprocessing=False``), but
+    **not** of ResNet50, whose ImageNet weights expect Caffe-style input (BGR, 0–255, the
+    ImageNet channel means subtracted): a local ImageNet ResNet50 weights file therefore
+    starts from inputs it was not trained on, and is best fine-tuned end to end. Trained
+    from scratch (``weights=None``), the range does not matter.
     """
     if name not in _APPLICATIONS:
         raise ValueError(f"unknown application {name!r}; known: {', '.join(_APPLICATIONS)}")

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["PATCH_SIZE", "PatchGrid", "grid_positions", "pool_outputs", "random_positions",
-           "take_patches"]
+           "take_patches", "weighted_quality"]
 
 PATCH_SIZE = 224
 Positions = NDArray[np.intp]
@@ -84,12 +84,26 @@ def take_patches(rgb: NDArray[np.float32], positions: Positions, *,
     return out
 
 
+def weighted_quality(quality: NDArray[np.floating], weight: NDArray[np.floating]) -> float:
+    """WaDIQaM's image quality Σ w·q / Σ w of per-patch qualities q and weights w.
+
+    All-zero weights fall back to the plain mean of q. The Keras twin used in training is
+    :func:`backbones.models.weighted_average`.
+
+    Examples
+    --------
+    >>> weighted_quality(np.array([0.2, 0.8]), np.array([1.0, 3.0]))
+    0.65
+    """
+    q = np.asarray(quality, dtype=np.float64).ravel()
+    w = np.asarray(weight, dtype=np.float64).ravel()
+    total = float(w.sum())
+    return float(np.dot(w, q) / total) if total > 0 else float(q.mean())
+
+
 def pool_outputs(features: NDArray[np.floating], quality: NDArray[np.floating],
                  weight: NDArray[np.floating]) -> NDArray[np.float64]:
     """Image-level vector from per-patch outputs: [Σwq/Σw, mean q, std q, mean features]."""
     q = np.asarray(quality, dtype=np.float64).ravel()
-    w = np.asarray(weight, dtype=np.float64).ravel()
-    total = float(w.sum())
-    weighted = float(np.dot(w, q) / total) if total > 0 else float(q.mean())
-    head = np.array([weighted, q.mean(), q.std()])
+    head = np.array([weighted_quality(q, weight), q.mean(), q.std()])
     return np.concatenate([head, np.asarray(features, dtype=np.float64).mean(axis=0)])

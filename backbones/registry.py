@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["BACKBONES", "BackboneSpec", "get_backbone", "imagenet_classifier", "list_backbones",
-           "load_keras"]
+           "load_keras", "spec_of"]
 
 
 @dataclass(frozen=True)
@@ -26,37 +26,36 @@ class BackboneSpec:
     options: tuple[tuple[str, Any], ...] = ()
 
 
+_LITE = "backbones.models:build_efficientnet_iqa"
+_APPLICATIONS = "backbones.models:build_applications"
+_APPLICATION_NOTE = "(weights=None or a local hash-checked file)"
+
+#: name: (factory, patch size, max patches, pretrained, description)
+_TABLE: dict[str, tuple[str, int, int, bool, str]] = {
+    "efficientnet_lite0": (_LITE, 224, 9, True, "EfficientNet-Lite0, ImageNet weights (4.7 M)"
+                                                ", frozen trunk"),
+    "efficientnet_lite1": (_LITE, 224, 9, True, "EfficientNet-Lite1, ImageNet weights (5.4 M)"
+                                                ", frozen trunk"),
+    "efficientnet_lite2": (_LITE, 224, 9, True, "EfficientNet-Lite2, ImageNet weights (6.1 M)"
+                                                ", frozen trunk"),
+    "wadiqam": ("backbones.models:build_wadiqam", 32, 64, False,
+                "native deep siamese patch network in the manner of WaDIQaM, trained here"),
+    "compact": ("backbones.models:build_compact", 32, 64, False,
+                "native compact depthwise-separable network, trained here"),
+    "resnet50": (_APPLICATIONS, 224, 9, False,
+                 f"keras.applications ResNet50 {_APPLICATION_NOTE}"),
+    "inceptionv3": (_APPLICATIONS, 299, 4, False,
+                    f"keras.applications InceptionV3 {_APPLICATION_NOTE}"),
+    "mobilenetv3small": (_APPLICATIONS, 224, 9, False,
+                         f"keras.applications MobileNetV3Small {_APPLICATION_NOTE}"),
+}
+
+#: The registry: name → how the backbone is built. Factories shared by several entries
+#: (EfficientNet-Lite, ``keras.applications``) are told which one by ``name=``.
 BACKBONES: dict[str, BackboneSpec] = {
-    "efficientnet_lite0": BackboneSpec(
-        "backbones.models:build_efficientnet_iqa", 224, 9, True,
-        "EfficientNet-Lite0, ImageNet weights (4.7 M), frozen trunk",
-        (("name", "efficientnet_lite0"),)),
-    "efficientnet_lite1": BackboneSpec(
-        "backbones.models:build_efficientnet_iqa", 224, 9, True,
-        "EfficientNet-Lite1, ImageNet weights (5.4 M), frozen trunk",
-        (("name", "efficientnet_lite1"),)),
-    "efficientnet_lite2": BackboneSpec(
-        "backbones.models:build_efficientnet_iqa", 224, 9, True,
-        "EfficientNet-Lite2, ImageNet weights (6.1 M), frozen trunk",
-        (("name", "efficientnet_lite2"),)),
-    "wadiqam": BackboneSpec(
-        "backbones.models:build_wadiqam", 32, 64, False,
-        "native deep siamese patch network in the manner of WaDIQaM, trained here"),
-    "compact": BackboneSpec(
-        "backbones.models:build_compact", 32, 64, False,
-        "native compact depthwise-separable network, trained here"),
-    "resnet50": BackboneSpec(
-        "backbones.models:build_applications", 224, 9, False,
-        "keras.applications ResNet50 (weights=None or a local hash-checked file)",
-        (("name", "resnet50"),)),
-    "inceptionv3": BackboneSpec(
-        "backbones.models:build_applications", 299, 4, False,
-        "keras.applications InceptionV3 (weights=None or a local hash-checked file)",
-        (("name", "inceptionv3"),)),
-    "mobilenetv3small": BackboneSpec(
-        "backbones.models:build_applications", 224, 9, False,
-        "keras.applications MobileNetV3Small (weights=None or a local hash-checked file)",
-        (("name", "mobilenetv3small"),)),
+    name: BackboneSpec(factory, size, patches, pretrained, description,
+                       (("name", name),) if factory in (_LITE, _APPLICATIONS) else ())
+    for name, (factory, size, patches, pretrained, description) in _TABLE.items()
 }
 
 

@@ -7,7 +7,7 @@ Usage::
 
 For every backbone (needs the train extra):
 
-* **Training**, with :func:`backbones.training.train_backbone` (what ``fusion-iqa
+* **Training**, with :func:`fusion.training.train_backbone` (what ``fusion-iqa
   train-backbone`` runs) on the training 80 % of CLIVE (``train_val_test_split``, seed 0;
   the same split as the default model). EfficientNet-Lite: frozen ImageNet trunk, heads
   trained. Native ``compact`` and ``wadiqam``: stage 1 on the synthetic Kodak distortions
@@ -107,7 +107,7 @@ def measure(name: str, clive: Any, synthetic: Any, out: Path, quick: bool) -> di
     from backbones.export import export_litert
     from backbones.registry import get_backbone, spec_of
     from backbones.runtime import LiteRTBackbone
-    from backbones.training import TrainingResult, train_backbone
+    from fusion.training import TrainingResult, train_backbone
 
     spec = spec_of(name)
     train, _, test = train_val_test_split(clive, fractions=(0.8, 0.0, 0.2), seed=0)

@@ -7,7 +7,7 @@ Usage::
 
 Accuracy, per database and mode, content-disjoint k-fold (``ContentKFold``, seeded):
 
-* the fused model (:meth:`fusion.model.FusionModel.fit` on the training folds, with the
+* the fused model (:meth:`fusion.FusionModel.fit` on the training folds, with the
   default model's extractors: its backbone and the handcrafted features);
 * each backbone alone: ridge on its pooled trunk features (fitted per fold), and its own
   pooled quality (the heads shipped in the default bundle, not refitted);
@@ -58,11 +58,12 @@ sys.path.insert(0, str(ROOT))
 from _learners import ridge, svr  # noqa: E402
 
 from fusion.api import default_model  # noqa: E402
+from fusion.backbone_extractor import BackboneExtractor  # noqa: E402
 from fusion.datasets import Dataset, load_dataset, read_manifest  # noqa: E402
 from fusion.distortions import generate_synthetic, severity_dataset  # noqa: E402
 from fusion.feature_table import FeatureTable, compute_features  # noqa: E402
 from fusion.metrics import evaluate  # noqa: E402
-from fusion.model import BackboneExtractor, FusionModel  # noqa: E402
+from fusion.model import FusionModel  # noqa: E402
 from fusion.splits import ContentKFold  # noqa: E402
 from fusion.stacking import column_blocks  # noqa: E402
 
@@ -195,12 +196,11 @@ def accuracy(dataset: Dataset, human: bool, args: argparse.Namespace,
                     names.index(f"bb:{e.backbone_name}:q_weighted"))
                    for e in extractors if isinstance(e, BackboneExtractor)]
     for fold, (train, test) in enumerate(ContentKFold(args.folds, seed=args.seed).split(data)):
-        model = FusionModel.fit(data.mode, extractors, x[train], y[train], groups[train],
-                                seed=args.seed + fold)
-        raw = np.asarray(model.stacker.predict(x[test]))
-        fused = model.interval.predict(raw)
+        model = FusionModel(data.mode, extractors, seed=args.seed + fold).fit(
+            x[train], y[train], groups=groups[train])
+        fused, intervals = model.predict_matrix(x[test])
         bench.add("fused", fused, y[test])
-        low, high = model.interval.predict_interval(raw).T
+        low, high = intervals.T
         bench.coverage.append(float(np.mean((y[test] >= low) & (y[test] <= high))))
         bench.out_of_fold += list(zip(fused.tolist(), y[test].tolist(), strict=True))
         if heldout is None:  # the heads never saw this database: k-fold is fair
@@ -263,9 +263,9 @@ def cross_database(sets: list[tuple[Dataset, bool, Any]], seed: int) -> list[dic
                     train_set.mode != test_set.mode:
                 continue
             extractors = default_model(train_set.mode).extractors
-            model = FusionModel.fit(train_set.mode, extractors, x_a, y_a,
-                                    data_a.content_ids, seed=seed)
-            predicted = model.interval.predict(np.asarray(model.stacker.predict(x_b)))
+            model = FusionModel(train_set.mode, extractors, seed=seed).fit(
+                x_a, y_a, groups=data_a.content_ids)
+            predicted, _ = model.predict_matrix(x_b)
             metrics = evaluate(predicted, y_b, logistic=5)
             rows.append({"train": data_a.name, "test": data_b.name, "n_test": len(y_b),
                          **{m: float(metrics[k]) for m, k in zip(
@@ -316,9 +316,9 @@ def _speed_case(mode: str, ref_path: Any, dist_path: Any, repeats: int) -> dict[
 
     def fresh() -> Any:  # new Image objects: nothing memoised from an earlier call
         if ref_path is None:
-            loaded = load_image(dist_path)
-            return loaded, loaded
-        return load_pair(ref_path, dist_path)
+            return load_image(dist_path), None
+        reference, distorted = load_pair(ref_path, dist_path)
+        return distorted, reference
 
     rows: dict[str, float] = {}
     for extractor in model.extractors:
@@ -326,7 +326,7 @@ def _speed_case(mode: str, ref_path: Any, dist_path: Any, repeats: int) -> dict[
             lambda e=extractor: e.compute(*fresh()), repeats)
     matrix = np.zeros((1, len(model.feature_names)))
     rows["component stacker + interval"] = _best_ms(
-        lambda: model.interval.predict(model.stacker.predict(matrix)), repeats)
+        lambda: model.predict_matrix(matrix), repeats)
     rows["fused (load + all components + stacker)"] = _best_ms(
         lambda: model.predict(dist_path, ref_path), repeats)
     if mode == "fr":

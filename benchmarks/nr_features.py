@@ -93,7 +93,7 @@ def speed_table(paths: list[Path], repeats: int) -> list[tuple[str, float, str, 
                  lambda img, y: (laplace(y).var(), blur_effect(y))),
     }
     for extractor in NO_REFERENCE_EXTRACTORS:
-        ours = timed(lambda img, y, e=extractor: e.compute(img, img))
+        ours = timed(lambda img, y, e=extractor: e.compute(img))
         peer_name, peer = peers[extractor.name]
         rows.append((extractor.key, ours, peer_name, timed(peer)))
     rows.append(("median 3×3 (denoise pseudo-reference)",

@@ -1,41 +1,89 @@
-"""``fusion.predict`` and ``fusion.load``: the public entry points to the fused model.
+"""``fusion.predict``, ``fusion.load`` and ``fusion.save``: the public entry points.
 
 The embedded default bundles (no-reference and full-reference) ship inside the package
-in ``fusion/models/``. Each is loaded on first use, once per process (a lock makes
-concurrent first calls safe), and kept.
+in ``fusion/models/``. Each is loaded on first use, once per process (concurrent first
+calls load it once), and kept.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from fusion._once import BuiltOnce
 
 if TYPE_CHECKING:
     from fusion.io import ImageInput
-    from fusion.model import FusionModel, Prediction
+    from fusion.model import FusionModel
+    from fusion.prediction import Prediction
 
-__all__ = ["DEFAULT_BUNDLES", "default_bundle_path", "default_model", "load", "predict"]
+__all__ = ["DEFAULT_BUNDLES", "default_bundle_path", "default_model", "load", "predict",
+           "save"]
 
 #: Package-relative folders of the embedded default bundles.
 DEFAULT_BUNDLES = {"nr": "models/default_nr", "fr": "models/default_fr"}
 
-_lock = threading.Lock()
-_defaults: dict[str, FusionModel] = {}
+_defaults: BuiltOnce[FusionModel] = BuiltOnce()
 
 
 def load(path: str | Path, *, num_threads: int | None = None) -> FusionModel:
     """Load a model bundle (a directory or a ``.zip``), verifying it (see :mod:`fusion.bundle`).
 
+    Parameters
+    ----------
+    path : str or Path
+        A bundle directory or zip (written by :func:`save`).
+    num_threads : int, optional
+        Threads of each LiteRT interpreter (default: LiteRT's).
+
+    Returns
+    -------
+    FusionModel
+        Fitted, ready to :meth:`~FusionModel.predict`.
+
     Raises
     ------
-    fusion.bundle.BundleError
+    fusion.BundleError
         If any check fails: hashes, files, format version, extractor versions, names.
     """
     from fusion.bundle import load_bundle
 
     return load_bundle(path, num_threads=num_threads)
+
+
+def save(model: FusionModel, path: str | Path, *,
+         backbone_keras: Mapping[str, str | Path] | None = None,
+         training: dict[str, Any] | None = None) -> Path:
+    """Save a fitted model as a bundle directory (or a ``.zip`` when ``path`` ends so).
+
+    Parameters
+    ----------
+    model : FusionModel
+        A fitted model.
+    path : str or Path
+        A new (or empty) directory, or a ``.zip`` file.
+    backbone_keras : mapping, optional
+        Backbone name → path of its trained heads saved as ``.keras`` (to retrain).
+    training : dict, optional
+        What to record about the training data and held-out metrics.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If the model is not fitted.
+    FileExistsError
+        If ``path`` is a directory that is not empty.
+    """
+    from fusion.bundle import save_bundle
+
+    return save_bundle(model, path, backbone_keras=backbone_keras, training=training)
 
 
 def default_bundle_path(mode: str) -> Path:
@@ -57,15 +105,8 @@ def default_bundle_path(mode: str) -> Path:
 
 def default_model(mode: str) -> FusionModel:
     """The embedded default model of ``mode`` ("nr" or "fr"), loaded once."""
-    model = _defaults.get(mode)
-    if model is None:
-        folder = default_bundle_path(mode)
-        with _lock:
-            model = _defaults.get(mode)
-            if model is None:
-                model = load(folder)
-                _defaults[mode] = model
-    return model
+    folder = default_bundle_path(mode)
+    return _defaults.get(mode, lambda: load(folder))
 
 
 def predict(image: ImageInput, reference: ImageInput | None = None, *,
@@ -75,6 +116,35 @@ def predict(image: ImageInput, reference: ImageInput | None = None, *,
     ``predict(image)`` uses the no-reference model; ``predict(image, reference)`` the
     full-reference one. The result carries the score, its interval, the mode, the model
     and each component's value (and, on request, a per-patch quality map).
+
+    Parameters
+    ----------
+    image : str, os.PathLike, PIL.Image.Image or ndarray
+        The image to score: H×W, H×W×1, H×W×3 or H×W×4; uint8, uint16, or float in
+        [0, 1].
+    reference : same types, optional
+        Its pristine original, of the same height and width.
+    quality_map : bool, default False
+        Also return the per-patch quality map.
+
+    Returns
+    -------
+    Prediction
+
+    Raises
+    ------
+    fusion.InvalidImageError
+        (a :class:`ValueError`) for an unsupported type, dtype, shape or value range, or
+        non-finite pixels; its subclasses :class:`fusion.ShapeMismatchError` (image and
+        reference differ in size), :class:`fusion.ImageTooSmallError` and
+        :class:`fusion.ImageTooLargeError`.
+    fusion.ImageReadError
+        (an :class:`OSError`) for a missing, unreadable or truncated file
+        (:class:`fusion.ImageNotFoundError` when it does not exist).
+    fusion.NonFiniteFeatureError
+        (a :class:`ValueError`) if a feature value is not finite, naming the extractor.
+    fusion.BundleError
+        If the embedded default bundle fails its checks (a damaged install).
 
     Examples
     --------

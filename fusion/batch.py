@@ -32,7 +32,6 @@ import csv
 import io
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,9 +39,12 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fusion._once import BuiltOnce
+
 if TYPE_CHECKING:
     from fusion.cache import FeatureCache
-    from fusion.model import FusionModel, Prediction
+    from fusion.model import FusionModel
+    from fusion.prediction import Prediction
 
 __all__ = ["IMAGE_SUFFIXES", "BatchInput", "BatchItem", "BatchSummary", "score_batch"]
 
@@ -176,26 +178,19 @@ class BatchSummary:
 
 # --------------------------------------------------------------------------- workers
 
-_models: dict[tuple[str, str, int | None], FusionModel] = {}
-_models_lock = threading.Lock()
+_models: BuiltOnce[FusionModel] = BuiltOnce()
 
 
 def _model(bundle: str | None, mode: str, num_threads: int | None) -> FusionModel:
     """The model for ``bundle`` (None: the default of ``mode``), loaded once per process."""
-    key = (bundle or "", mode if bundle is None else "", num_threads)
-    model = _models.get(key)
-    if model is None:
-        with _models_lock:
-            model = _models.get(key)
-            if model is None:
-                from fusion.api import default_bundle_path, default_model, load
+    from fusion.api import default_bundle_path, default_model, load
 
-                if bundle is None and num_threads is None:
-                    model = default_model(mode)  # shared with fusion.predict
-                else:
-                    model = load(bundle or default_bundle_path(mode), num_threads=num_threads)
-                _models[key] = model
-    return model
+    def build() -> FusionModel:
+        if bundle is None and num_threads is None:
+            return default_model(mode)  # shared with fusion.predict
+        return load(bundle or default_bundle_path(mode), num_threads=num_threads)
+
+    return _models.get((bundle or "", mode if bundle is None else "", num_threads), build)
 
 
 def _compute(bundle: str | None, mode: str, num_threads: int | None, image: str,

@@ -32,10 +32,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from backbones._torch_weights import sha256_of
+from backbones.hashing import sha256_of
 from fusion._version import __version__
-from fusion.features.extractors import BaseExtractor
-from fusion.model import BackboneExtractor, FusionModel
+from fusion.backbone_extractor import BackboneExtractor
+from fusion.errors import BundleError
+from fusion.features.contract import Extractor
+from fusion.model import FusionModel
 
 __all__ = ["BUNDLE_FORMAT_VERSION", "BundleError", "load_bundle", "save_bundle"]
 
@@ -51,11 +53,7 @@ TRUSTED_TYPES = [
 ]
 
 
-class BundleError(ValueError):
-    """A bundle failed a check while loading (the message names the check)."""
-
-
-def _handcrafted_extractors() -> dict[str, BaseExtractor]:
+def _handcrafted_extractors() -> dict[str, Extractor]:
     from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS
 
     return {e.key: e for e in (*FULL_REFERENCE_EXTRACTORS, *NO_REFERENCE_EXTRACTORS)}
@@ -74,7 +72,9 @@ def save_bundle(model: FusionModel, path: str | Path, *,
         What to record about the training data and held-out metrics.
     """
     import skops.io as sio
+    from sklearn.utils.validation import check_is_fitted
 
+    check_is_fitted(model, ("stacker_", "interval_"))
     training = dict(training or {})
     target = Path(path)
     as_zip = target.suffix == ".zip"
@@ -108,18 +108,18 @@ def save_bundle(model: FusionModel, path: str | Path, *,
             extractors.append(entry)
         else:
             extractors.append({"key": extractor.key, "kind": "handcrafted"})
-    sio.dump(model.stacker, folder / "stacker.skops", compression=zipfile.ZIP_DEFLATED,
+    sio.dump(model.stacker_, folder / "stacker.skops", compression=zipfile.ZIP_DEFLATED,
              compresslevel=9)
-    sio.dump(model.interval, folder / "interval.skops", compression=zipfile.ZIP_DEFLATED,
+    sio.dump(model.interval_, folder / "interval.skops", compression=zipfile.ZIP_DEFLATED,
              compresslevel=9)
     metadata = {
         "format": _FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "name": model.name,
         "mode": model.mode, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "library_versions": _versions(),
         "score": {"min": 0.0, "max": 100.0, "higher_is_better": True,
-                  "interval": "split conformal", "coverage": float(model.interval.coverage)},
+                  "interval": "split conformal", "coverage": float(model.interval_.coverage)},
         "extractors": extractors, "feature_names": list(model.feature_names),
-        **{k: v for k, v in model.metadata.items() if k not in training}, **training,
+        **{k: v for k, v in (model.metadata or {}).items() if k not in training}, **training,
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
     write_checksums(folder)
@@ -155,7 +155,7 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
     folder = _unpacked(source)
     metadata = _verified_metadata(folder)
     handcrafted = _handcrafted_extractors()
-    extractors: list[BaseExtractor] = []
+    extractors: list[Extractor] = []
     for entry in metadata["extractors"]:
         if entry.get("kind") == "backbone":
             parts = entry.get("litert_parts")
@@ -181,10 +181,9 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
     except Exception as exc:  # skops raises several types for untrusted or broken files
         raise BundleError(f"{source}: cannot load the stacker safely ({exc})") from exc
     mode = metadata["mode"]
-    model = FusionModel(mode, extractors, stacker, interval,
-                        name=f"{metadata['name']}@{sha256_of(folder / 'SHA256SUMS')[:8]}",
-                        metadata=metadata)
-    return model
+    return FusionModel.from_fitted(
+        mode, extractors, stacker, interval,
+        name=f"{metadata['name']}@{sha256_of(folder / 'SHA256SUMS')[:8]}", metadata=metadata)
 
 
 def _verified_metadata(folder: Path) -> dict[str, Any]:

@@ -33,6 +33,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from backbones.hashing import sha256_bytes_of
+
 __all__ = ["CacheLockedError", "FeatureCache", "content_key"]
 
 _FORMAT = "fusion-iqa feature cache"
@@ -61,13 +63,11 @@ def content_key(image: Any, reference: Any = None, *, data_range: float | None =
 
 
 def _digest(obj: Any) -> bytes:
-    digest = hashlib.sha256()
     if isinstance(obj, (str, os.PathLike)):
-        with open(obj, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.digest()
+        return sha256_bytes_of(obj)
     from fusion.io import Image
+
+    digest = hashlib.sha256()
 
     if isinstance(obj, Image):
         obj = obj.source

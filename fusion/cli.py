@@ -229,7 +229,7 @@ def _info(args: argparse.Namespace) -> int:
     models = [fusion.load(args.bundle)] if args.bundle else [default_model("nr"),
                                                              default_model("fr")]
     for model in models:
-        meta = model.metadata
+        meta = model.metadata or {}
         print(json.dumps({"model": model.name, "mode": model.mode,
                           "created": meta.get("created"),
                           "library_versions": meta.get("library_versions"),
@@ -245,9 +245,9 @@ def _brief(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_backbone(args: argparse.Namespace) -> int:
-    from backbones.training import train_backbone
     from fusion.datasets import read_manifest
     from fusion.distortions import generate_synthetic
+    from fusion.training import train_backbone
 
     if args.data is None and args.pretrain is None:
         raise ValueError("train-backbone needs DATA, --pretrain PRISTINE_DIR, or both")

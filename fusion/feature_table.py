@@ -12,8 +12,12 @@ from numpy.typing import NDArray
 
 from fusion.cache import FeatureCache, content_key
 from fusion.datasets import Dataset
-from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS, BaseExtractor
-from fusion.io import load_image, load_pair
+from fusion.features import (
+    FULL_REFERENCE_EXTRACTORS,
+    NO_REFERENCE_EXTRACTORS,
+    Extractor,
+    run_extractors,
+)
 
 __all__ = ["FeatureTable", "compute_features"]
 
@@ -62,12 +66,16 @@ class FeatureTable:
 
 def compute_features(
     dataset: Dataset,
-    extractors: Sequence[BaseExtractor] | None = None,
+    extractors: Sequence[Extractor] | None = None,
     *,
     cache: FeatureCache | str | Path | None = None,
     progress: bool | None = None,
 ) -> FeatureTable:
     """Features of every item, reusing cached ones; a failing item is recorded, not fatal.
+
+    Features are computed by :func:`fusion.features.run_extractors`, as in prediction,
+    so the same checks apply: an item whose image is invalid or unreadable, or whose
+    features are not all finite, is recorded in ``errors`` with a NaN row.
 
     Parameters
     ----------
@@ -121,7 +129,7 @@ def compute_features(
 
 
 def _item_features(image: Path, reference: Path | None,
-                   extractors: Sequence[BaseExtractor], cache: FeatureCache | None,
+                   extractors: Sequence[Extractor], cache: FeatureCache | None,
                    table: FeatureTable) -> list[float]:
     key = content_key(image, reference) if cache is not None else ""
     results: dict[str, dict[str, float]] = {}
@@ -129,18 +137,13 @@ def _item_features(image: Path, reference: Path | None,
         cached = cache.get(extractor.key, key) if cache is not None else None
         if cached is not None:
             results[extractor.key] = cached
-    missing = [e for e in extractors if e.key not in results]
-    table.from_cache += len(extractors) - len(missing)
-    if missing:
-        min_side = max(e.min_side for e in missing)
-        if reference is not None:
-            ref, dist = load_pair(reference, image, min_side=min_side)
-        else:
-            dist = ref = load_image(image, min_side=min_side)
-        for extractor in missing:
-            computed = extractor.compute(ref, dist)
-            results[extractor.key] = computed
+    table.from_cache += len(results)
+    if len(results) < len(extractors):
+        computed = run_extractors(extractors, image, reference, skip=results,
+                                  names=("image", "reference"))
+        for extractor_key, values in computed.items():
+            results[extractor_key] = values
             if cache is not None:
-                cache.put(extractor.key, key, computed)
-        table.computed += len(missing)
+                cache.put(extractor_key, key, values)
+        table.computed += len(computed)
     return [results[e.key][n] for e in extractors for n in e.feature_names]

@@ -297,11 +297,14 @@ def require_min_side(image: Image, min_side: int, what: str) -> None:
         The computation, for the message (e.g. ``"MS-SSIM (5 scales)"``).
 
     """
-    height, width = image.shape
+    _check_min_side(image.shape, image.name, min_side, f"{what} needs at least")
+
+
+def _check_min_side(shape: tuple[int, int], name: str, min_side: int, needs: str) -> None:
+    height, width = shape
     if min(height, width) < min_side:
         raise ImageTooSmallError(
-            f"{image.name} is {height}×{width} pixels; {what} needs at least "
-            f"{min_side}×{min_side}"
+            f"{name} is {height}×{width} pixels; {needs} {min_side}×{min_side}"
         )
 
 
@@ -397,12 +400,8 @@ def _from_array(
 def _check_size(
     shape: tuple[int, int], name: str, min_side: int, max_pixels: int | None
 ) -> None:
+    _check_min_side(shape, name, min_side, "the smallest accepted size is")
     height, width = shape
-    if min(height, width) < min_side:
-        raise ImageTooSmallError(
-            f"{name} is {height}×{width} pixels; the smallest accepted size is "
-            f"{min_side}×{min_side}"
-        )
     if max_pixels is not None and height * width > max_pixels:
         raise ImageTooLargeError(
             f"{name} is {height}×{width} = {height * width:,} pixels, more than "

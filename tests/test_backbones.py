@@ -128,7 +128,7 @@ def test_keras_round_trip_and_litert_parity(name: str, mode: str, tmp_path: Path
 
 
 def test_tiny_training_run_changes_the_heads_and_learns() -> None:
-    from backbones.training import train_heads
+    from fusion.training import train_heads
 
     model = backbones.get_backbone("compact")
     rng = np.random.default_rng(0)
@@ -179,14 +179,6 @@ def test_patch_grid_and_pooling() -> None:
     assert pooled[0] == pytest.approx((0.2 + 0.4 + 1.2) / 4) and pooled.shape == (8,)
 
 
-def test_importing_backbones_loads_no_tensorflow() -> None:
-    code = ("import sys, backbones\n"
-            "print(' '.join(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO_ROOT, check=True)
-    assert result.stdout.strip() == ""
-
-
 def test_saved_fr_backbone_loads_in_a_fresh_process(tmp_path: Path) -> None:
     # ChannelSplit is a custom layer: loading must not depend on what was imported before.
     path = tmp_path / "compact_fr.keras"
@@ -201,8 +193,8 @@ def test_saved_fr_backbone_loads_in_a_fresh_process(tmp_path: Path) -> None:
 
 def test_patch_features_stream_items_from_paths(tmp_path: Path) -> None:
     import fusion
-    from backbones.training import patch_features
     from fusion.examples import example_paths
+    from fusion.training import patch_features
 
     runtime = LiteRTBackbone(export_litert(backbones.get_backbone("compact", mode="fr"),
                                            tmp_path / "c.tflite"))
@@ -238,7 +230,7 @@ def _rated_manifest(folder: Path, kinds: tuple[str, ...] = ("gaussian_blur", "ga
 
 
 def test_augmentation_moves_reference_and_distorted_channels_together() -> None:
-    from backbones.end_to_end import _augment
+    from fusion.training.end_to_end import _augment
 
     rng = np.random.default_rng(0)
     half = rng.random((4, 3, 8, 8, 3)).astype(np.float32)
@@ -261,10 +253,10 @@ def test_end_to_end_training_pretrains_then_fine_tunes(tmp_path: Path) -> None:
     import json
 
     import fusion
-    from backbones.training import train_backbone
     from fusion.datasets import read_manifest
     from fusion.distortions import generate_synthetic
     from fusion.examples import example_paths
+    from fusion.training import train_backbone
 
     rated = read_manifest(_rated_manifest(tmp_path / "rated"))
     pristine = [example_paths(name)[0] for name in fusion.EXAMPLE_NAMES]
@@ -298,11 +290,11 @@ def test_end_to_end_training_learns_blur_severity(tmp_path: Path) -> None:
     """A real (small) learning check: after pre-training on the blur levels of three
     photographs, the network's pooled quality ranks an unseen photograph's blur levels."""
     import fusion
-    from backbones.end_to_end import decode_items, grid_scores, search_stage
     from fusion.datasets import Dataset, DatasetItem
     from fusion.distortions import distort, generate_synthetic, severity_dataset
     from fusion.examples import example_paths
     from fusion.metrics import srcc
+    from fusion.training.end_to_end import decode_items, grid_scores, search_stage
 
     keras.utils.set_random_seed(0)
     pristine = [example_paths(name)[0] for name in fusion.EXAMPLE_NAMES]
@@ -360,7 +352,7 @@ def test_train_backbone_command_runs_both_stages(tmp_path: Path,
 def test_every_backbone_takes_a_training_step(name: str) -> None:
     """A tiny training run of each registered backbone through the end-to-end image model:
     the trainable weights move (the heads only, for a frozen pretrained trunk)."""
-    from backbones.end_to_end import _image_model
+    from fusion.training.end_to_end import _image_model
 
     # the keras.applications trunks train at a reduced patch size to keep this fast
     options = {"patch_size": 96} if "applications" in spec_of(name).factory else {}
@@ -421,12 +413,13 @@ def test_pair_parts_match_the_full_graph_and_reuse_a_reference(tmp_path: Path) -
 
 def test_bundle_keeps_pair_parts_and_refuses_a_tampered_part(tmp_path: Path) -> None:
     import fusion
-    from backbones._torch_weights import sha256_of
+    from backbones import sha256_of
     from backbones.export import export_pair_parts
+    from fusion.backbone_extractor import BackboneExtractor
     from fusion.bundle import BundleError, load_bundle, save_bundle
     from fusion.distortions import distort
     from fusion.features import FULL_REFERENCE_EXTRACTORS
-    from fusion.model import BackboneExtractor, FusionModel
+    from fusion.model import FusionModel
 
     model = backbones.get_backbone("compact", mode="fr")
     full = export_litert(model, tmp_path / "compact_fr.tflite")
@@ -439,13 +432,12 @@ def test_bundle_keeps_pair_parts_and_refuses_a_tampered_part(tmp_path: Path) -> 
         for kind in ("gaussian_noise", "gaussian_blur", "jpeg", "contrast_decrease"):
             for level in (1, 3, 5):
                 distorted = distort(reference, kind, level, image_index=index)
-                parts_values = FusionModel("fr", extractors, None, None).extract(
-                    distorted, reference)
+                parts_values = FusionModel("fr", extractors).extract(distorted, reference)
                 rows.append([v for values in parts_values.values() for v in values.values()])
                 scores.append(100 * (1 - level / 6))
                 groups.append(name)
-    fitted = FusionModel.fit("fr", extractors, np.array(rows), np.array(scores),
-                             np.array(groups), calibration_fraction=0.34, coverage=0.5)
+    fitted = FusionModel("fr", extractors, calibration_fraction=0.34, coverage=0.5).fit(
+        np.array(rows), np.array(scores), groups=np.array(groups))
     reference, distorted = fusion.example_pair("astronaut_blur")
     expected = fitted.predict(distorted, reference)
     save_bundle(fitted, tmp_path / "bundle")

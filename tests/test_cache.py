@@ -18,8 +18,7 @@ import fusion
 from fusion.cache import CacheLockedError, FeatureCache, content_key
 from fusion.datasets import Dataset, DatasetItem
 from fusion.feature_table import compute_features
-from fusion.features import FULL_REFERENCE_EXTRACTORS, SSIMExtractor
-from fusion.features.extractors import FeatureExtractor
+from fusion.features import FULL_REFERENCE_EXTRACTORS, FullReferenceExtractor, SSIMExtractor
 from fusion.io import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,14 +60,14 @@ class SSIMv2(SSIMExtractor):
     version = 2
 
 
-class Calls(FeatureExtractor):
+class Calls(FullReferenceExtractor):
     name = "calls"
     version = 1
     feature_names: ClassVar[tuple[str, ...]] = ("count",)
     higher_is_better = (True,)
     seen: ClassVar[list[int]] = []
 
-    def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
+    def _pair(self, reference: Image, distorted: Image) -> dict[str, float]:
         self.seen.append(1)
         return {"count": float(len(self.seen))}
 

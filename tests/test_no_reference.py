@@ -154,7 +154,7 @@ def test_extractors_and_vector() -> None:
     values = no_reference_features(image)
     assert len(values) == 36 + 30 + 9 and all(math.isfinite(v) for v in values.values())
     for extractor in NO_REFERENCE_EXTRACTORS:
-        assert extractor(image) == {k: values[k] for k in extractor.feature_names}
+        assert extractor.compute(image) == {k: values[k] for k in extractor.feature_names}
     assert len(pseudo_reference_features(fusion.load_image(image))) == 30
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import backbones
 import calibrators
 import fusion
 from fusion.cli import main
+from tests.conftest import run_fresh_python
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,18 +53,6 @@ def test_examples_can_be_remade_from_scikit_image(tmp_path: Path) -> None:
         assert fusion.psnr(shipped_dist, remade_dist) > 40
 
 
-def _defaults_installed() -> bool:
-    from importlib import resources
-
-    folder = Path(str(resources.files("fusion") / "models"))
-    return all((folder / f"default_{m}" / "metadata.json").is_file() for m in ("nr", "fr"))
-
-
-needs_defaults = pytest.mark.skipif(not _defaults_installed(),
-                                    reason="default bundles not trained yet")
-
-
-@needs_defaults
 def test_cli_scores_the_example_in_both_modes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["score", "--example"]) == 0
     out = capsys.readouterr().out
@@ -70,7 +60,6 @@ def test_cli_scores_the_example_in_both_modes(capsys: pytest.CaptureFixture[str]
     assert "efficientnet_lite0_quality" in out
 
 
-@needs_defaults
 def test_cli_json_map_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fusion.examples import example_paths
 
@@ -108,18 +97,40 @@ def test_console_script_version_and_help() -> None:
     assert "--example" in helptext and "examples:" in helptext
 
 
-def test_import_and_features_load_no_heavy_modules() -> None:
-    # ../shared/DESIGN.md, "Serving": importing and scoring must not load TensorFlow/Keras.
+def test_import_hygiene_in_a_fresh_process() -> None:
+    # One fresh interpreter checks every layering and serving promise in turn:
+    # 1. `backbones` is the lower package: importing it loads nothing from `fusion`, and
+    #    neither TensorFlow nor Keras (../shared/DESIGN.md, "Packages");
+    # 2. `import fusion` and the handcrafted features load no heavy module (TensorFlow,
+    #    Keras, scikit-learn, SciPy, torch);
+    # 3. prediction in both modes never imports TensorFlow or Keras ("Serving").
     code = (
-        "import sys, fusion\n"
+        "import json, sys\n"
+        "def loaded(names):\n"
+        "    return sorted({m.split('.')[0] for m in sys.modules} & set(names))\n"
+        "heavy = ('tensorflow', 'keras', 'sklearn', 'scipy', 'torch')\n"
+        "import backbones\n"
+        "report = {'backbones': loaded(('fusion', *heavy))}\n"
+        "import fusion\n"
         "ref, dist = fusion.example_pair()\n"
         "fusion.full_reference_features(ref, dist)\n"
-        "heavy = ('tensorflow', 'keras', 'sklearn', 'scipy', 'torch')\n"
-        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+        "report['features'] = loaded(heavy)\n"
+        "fusion.predict(dist); fusion.predict(dist, ref)\n"
+        "report['predict'] = loaded(('tensorflow', 'keras', 'torch'))\n"
+        "print(json.dumps(report))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO_ROOT, check=True)
-    assert result.stdout.strip() == ""
+    report = json.loads(run_fresh_python(code).strip().splitlines()[-1])
+    assert report == {"backbones": [], "features": [], "predict": []}
+
+
+def test_backbones_source_imports_nothing_from_fusion() -> None:
+    # The grep half of the layering rule: no import of fusion anywhere in backbones/,
+    # not even inside a function (where the fresh-process check above cannot see it).
+    pattern = re.compile(r"^\s*(from\s+fusion[\s.]|import\s+fusion\b)", re.MULTILINE)
+    offenders = [str(path.relative_to(REPO_ROOT))
+                 for path in sorted((REPO_ROOT / "backbones").rglob("*.py"))
+                 if pattern.search(path.read_text())]
+    assert offenders == []
 
 
 def test_training_without_the_train_extra_names_it() -> None:

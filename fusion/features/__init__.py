@@ -1,14 +1,17 @@
 """Handcrafted quality features: plain metric functions and versioned extractors.
 
-The functions follow scikit-image's signatures (``ssim(image_true, image_test, *,
-data_range=None)``) and accept anything :func:`fusion.io.load_image` accepts.
+The metric functions follow scikit-image's signatures, **reference first**
+(``ssim(image_true, image_test, *, data_range=None)``), and accept anything
+:func:`fusion.io.load_image` accepts. The extractors follow the one contract of
+:mod:`fusion.features.contract`, **distorted first**: ``compute(distorted,
+reference=None)``, as pyiqa's metrics.
 """
 
-from fusion.features.extractors import (
+from fusion.features.contract import Extractor, check_finite, load_for, run_extractors
+from fusion.features.full_reference import (
     FULL_REFERENCE_EXTRACTORS,
     PSNR_CAP_DB,
-    BaseExtractor,
-    FeatureExtractor,
+    FullReferenceExtractor,
     GMSDExtractor,
     MSSSIMExtractor,
     PSNRExtractor,
@@ -34,9 +37,9 @@ __all__ = [
     "FULL_REFERENCE_EXTRACTORS",
     "NO_REFERENCE_EXTRACTORS",
     "PSNR_CAP_DB",
-    "BaseExtractor",
     "CuesExtractor",
-    "FeatureExtractor",
+    "Extractor",
+    "FullReferenceExtractor",
     "GMSDExtractor",
     "MSSSIMExtractor",
     "NSSExtractor",
@@ -45,12 +48,15 @@ __all__ = [
     "PseudoReferenceExtractor",
     "SSIMExtractor",
     "VIFpExtractor",
+    "check_finite",
     "full_reference_features",
     "gmsd",
+    "load_for",
     "ms_ssim",
     "mse",
     "no_reference_features",
     "psnr",
+    "run_extractors",
     "ssim",
     "vifp",
 ]

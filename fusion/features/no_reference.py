@@ -1,21 +1,23 @@
 """No-reference extractors: features of an image alone, for ``fusion.predict(image)``.
 
-Same contract as the full-reference extractors (``name``, ``version``, ``key``,
-``feature_names``, ``compute``), called as ``extractor(image)``.
+Each follows the contract of :mod:`fusion.features.contract`: ``compute(image)``, with
+no reference.
 """
 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
+from typing import ClassVar
 
+from fusion.features.contract import Extractor, Mode, run_extractors
 from fusion.features.cues import CUE_FEATURE_NAMES, cue_features
-from fusion.features.extractors import BaseExtractor
 from fusion.features.nss import BRISQUE_FEATURE_NAMES, brisque_features
 from fusion.features.pseudo_reference import (
     PSEUDO_REFERENCE_FEATURE_NAMES,
     pseudo_reference_features,
 )
-from fusion.io import Image, ImageInput, load_image
+from fusion.io import Image, ImageInput
 
 __all__ = [
     "NO_REFERENCE_EXTRACTORS",
@@ -27,29 +29,39 @@ __all__ = [
 ]
 
 
-class NoReferenceExtractor(BaseExtractor):
-    """Base class of the no-reference extractors."""
+class NoReferenceExtractor(Extractor):
+    """Base class of the no-reference extractors: :meth:`_image` on a loaded image."""
 
-    mode = "nr"
-    min_side = 32
+    mode: ClassVar[Mode] = "nr"
+    min_side: ClassVar[int] = 32
 
-    def __call__(self, image: ImageInput) -> dict[str, float]:
-        """Compute the features of one image (anything :func:`fusion.io.load_image` takes)."""
-        loaded = load_image(image, min_side=self.min_side)
-        return self.compute(loaded, loaded)
+    def _compute(self, distorted: Image, reference: Image | None) -> dict[str, float]:
+        if reference is not None:  # load_for refuses this before; kept for direct callers
+            raise ValueError(f"{self.key} is a no-reference extractor: it takes no reference")
+        return self._image(distorted)
+
+    @abstractmethod
+    def _image(self, image: Image) -> dict[str, float]:
+        """The features of a loaded image."""
 
 
 class NSSExtractor(NoReferenceExtractor):
-    """The 36 BRISQUE natural-scene statistics (:mod:`fusion.features.nss`)."""
+    """The 36 BRISQUE natural-scene statistics (:mod:`fusion.features.nss`).
+
+    Degenerate input: a generalised-Gaussian shape parameter whose fit has no data (e.g.
+    an MSCN product field without negative values, as in flat regions) is reported as 0,
+    the value this version has always given there, instead of NaN.
+    """
 
     name = "nss_brisque"
     version = 1
     feature_names = BRISQUE_FEATURE_NAMES
     higher_is_better = (None,) * len(BRISQUE_FEATURE_NAMES)
 
-    def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
-        """BRISQUE features of the (distorted) image."""
-        return brisque_features(distorted.luma255)
+    def _image(self, image: Image) -> dict[str, float]:
+        """BRISQUE features; a shape parameter whose fit has no data is 0 (see the class)."""
+        return {k: (0.0 if math.isnan(v) else v)
+                for k, v in brisque_features(image.luma255).items()}
 
 
 class PseudoReferenceExtractor(NoReferenceExtractor):
@@ -60,9 +72,9 @@ class PseudoReferenceExtractor(NoReferenceExtractor):
     feature_names = PSEUDO_REFERENCE_FEATURE_NAMES
     higher_is_better = (None,) * len(PSEUDO_REFERENCE_FEATURE_NAMES)
 
-    def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
-        """Pseudo-reference comparisons of the (distorted) image."""
-        return pseudo_reference_features(distorted)
+    def _image(self, image: Image) -> dict[str, float]:
+        """Pseudo-reference comparisons of the image."""
+        return pseudo_reference_features(image)
 
 
 class CuesExtractor(NoReferenceExtractor):
@@ -73,9 +85,9 @@ class CuesExtractor(NoReferenceExtractor):
     feature_names = CUE_FEATURE_NAMES
     higher_is_better = (True, True, False, False, True, False, False, None, True)
 
-    def compute(self, reference: Image, distorted: Image) -> dict[str, float]:
-        """Cheap cues of the (distorted) image."""
-        return cue_features(distorted)
+    def _image(self, image: Image) -> dict[str, float]:
+        """Cheap cues of the image."""
+        return cue_features(image)
 
 
 #: The no-reference handcrafted block of the fusion model, in output order.
@@ -93,13 +105,14 @@ def no_reference_features(
 ) -> dict[str, float]:
     """All no-reference handcrafted features of one image (one load, shared planes).
 
-    Every value is finite: a shape parameter whose fit has no data (e.g. an MSCN field
-    without negative products) is reported as 0 instead of NaN.
+    Every value is finite (see :class:`NSSExtractor` for the convention on flat data).
 
     Raises
     ------
     ImageTooSmallError
         If a side is below 32 pixels.
+    NonFiniteFeatureError
+        If a value is not finite (a guard, naming the extractor and feature).
 
     Examples
     --------
@@ -108,8 +121,5 @@ def no_reference_features(
     >>> len(values)
     75
     """
-    loaded = load_image(image, min_side=max(e.min_side for e in extractors))
-    values: dict[str, float] = {}
-    for extractor in extractors:
-        values.update(extractor.compute(loaded, loaded))
-    return {k: (0.0 if math.isnan(v) else v) for k, v in values.items()}
+    parts = run_extractors(extractors, image, names=("image", "reference"))
+    return {n: v for values in parts.values() for n, v in values.items()}

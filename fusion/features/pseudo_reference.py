@@ -32,9 +32,8 @@ from fusion.features._filters import (
     luma_pyramid,
     prewitt_magnitude,
 )
-from fusion.features.extractors import PSNR_CAP_DB
 from fusion.features.gmsd import gradient_similarity
-from fusion.features.psnr import psnr_from_mse
+from fusion.features.psnr import PSNR_CAP_DB, psnr_from_mse
 from fusion.features.ssim import SSIM_WINDOW, ssim_map_and_mean_cs
 from fusion.io import Image
 

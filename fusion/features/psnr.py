@@ -15,7 +15,11 @@ import numpy as np
 
 from fusion.io import Image, ImageInput, load_pair
 
-__all__ = ["mse", "psnr"]
+__all__ = ["PSNR_CAP_DB", "mse", "psnr"]
+
+#: PSNR reported in feature vectors is capped here, so identical images give a finite
+#: value (100 dB ⇔ MSE = 1e-10 on the [0, 1] scale).
+PSNR_CAP_DB = 100.0
 
 
 def mse(

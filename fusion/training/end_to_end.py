@@ -37,6 +37,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from backbones.patches import grid_positions, random_positions, take_patches, weighted_quality
+from fusion.io import load_image
+from fusion.metrics import evaluate
+from fusion.splits import train_val_test_split
+from fusion.training._search import random_search
+
 __all__ = ["DecodedItems", "StageReport", "decode_items", "fit_stage", "grid_scores",
            "search_stage"]
 
@@ -78,8 +84,6 @@ def decode_items(dataset: Any, mode: str, *, max_side: int | None = None) -> Dec
     """
     from PIL import Image
 
-    from fusion.io import load_image
-
     def read(path: Any) -> NDArray[np.uint8]:
         rgb = np.round(load_image(path).rgb * 255.0).astype(np.uint8)
         if max_side is not None and max(rgb.shape[:2]) > max_side:
@@ -112,8 +116,6 @@ def decode_items(dataset: Any, mode: str, *, max_side: int | None = None) -> Dec
 def _stack(items: DecodedItems, index: int, positions: NDArray[np.intp],
            size: int) -> NDArray[np.uint8]:
     """(n, size, size, C) uint8 patches of one item (reference channels first)."""
-    from backbones.patches import take_patches
-
     def cut(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
         if rgb.shape[0] >= size and rgb.shape[1] >= size:
             return np.stack([rgb[y : y + size, x : x + size] for y, x in positions])
@@ -126,8 +128,6 @@ def _stack(items: DecodedItems, index: int, positions: NDArray[np.intp],
 
 def _epoch_patches(items: DecodedItems, indices: NDArray[np.intp], size: int,
                    per_image: int, rng: np.random.Generator) -> NDArray[np.uint8]:
-    from backbones.patches import random_positions
-
     patches = []
     for i in indices:
         height, width = items.images[i].shape[:2]
@@ -171,6 +171,7 @@ def _pipeline(patches: NDArray[np.uint8], targets: NDArray[np.float32], batch_si
 def _image_model(backbone: Any, per_image: int) -> Any:
     """(B, K, S, S, C) patches → (B, 1) image score Σ w·q / Σ w, sharing ``backbone``."""
     from backbones._keras import require_keras
+    from backbones.models import weighted_average
 
     keras = require_keras()
     ops = keras.ops
@@ -181,10 +182,8 @@ def _image_model(backbone: Any, per_image: int) -> Any:
     outputs = backbone(flat)
     grouped = keras.layers.Lambda(
         lambda t: ops.reshape(t, (-1, per_image, ops.shape(t)[-1])), name="group")(outputs)
-    score = keras.layers.Lambda(
-        lambda t: ops.sum(t[..., -2] * t[..., -1], axis=1, keepdims=True)
-        / (ops.sum(t[..., -1], axis=1, keepdims=True) + 1e-6), name="weighted_average")(
-        grouped)
+    score = keras.layers.Lambda(lambda t: weighted_average(t[..., -2:-1], t[..., -1:]),
+                                name="weighted_average")(grouped)
     return keras.Model(inputs, score, name=f"{backbone.name}_image")
 
 
@@ -192,8 +191,6 @@ def grid_scores(backbone: Any, items: DecodedItems, indices: Sequence[int] | NDA
                 *,
                 max_patches: int) -> NDArray[np.float64]:
     """Image scores (0–100) from the deterministic inference grid, as prediction pools."""
-    from backbones.patches import grid_positions
-
     size = int(backbone.input_shape[1])
     scores = []
     for index in indices:
@@ -201,8 +198,7 @@ def grid_scores(backbone: Any, items: DecodedItems, indices: Sequence[int] | NDA
         positions = grid_positions(height, width, size=size, max_patches=max_patches)
         patches = _stack(items, int(index), positions, size).astype(np.float32) / 255.0
         out = np.asarray(backbone(patches, training=False), dtype=np.float64)
-        q, w = out[:, -2], out[:, -1]
-        scores.append(100.0 * (float(w @ q / w.sum()) if w.sum() > 0 else float(q.mean())))
+        scores.append(100.0 * weighted_quality(out[:, -2], out[:, -1]))
     return np.array(scores)
 
 
@@ -216,7 +212,6 @@ def fit_stage(backbone: Any, items: DecodedItems, train: NDArray[np.intp],
     The best weights (lowest validation RMSE) are restored at the end.
     """
     from backbones._keras import require_keras
-    from fusion.metrics import evaluate
 
     keras = require_keras()
     size = int(backbone.input_shape[1])
@@ -245,7 +240,8 @@ def fit_stage(backbone: Any, items: DecodedItems, train: NDArray[np.intp],
             waited += 1
             if waited >= patience:
                 break
-    assert best is not None
+    if best is None:  # no epoch ran
+        raise ValueError(f"max_epochs must be at least 1, got {max_epochs}")
     backbone.set_weights(best[2])
     return {k: float(best[1][k]) for k in ("srcc", "krcc", "plcc", "rmse")}, epoch
 
@@ -260,8 +256,6 @@ def search_stage(backbone: Any, items: DecodedItems, *, name: str, trials: int, 
     rate (log-uniform 1e-5…1e-3) and batch size (16, 32 or 64), unless ``fixed`` gives
     them (then one trial runs).
     """
-    from fusion.splits import train_val_test_split
-
     start = time.perf_counter()
     train, validation, _ = train_val_test_split(
         items.groups, fractions=(1 - validation_fraction, validation_fraction, 0.0),
@@ -269,15 +263,9 @@ def search_stage(backbone: Any, items: DecodedItems, *, name: str, trials: int, 
     if len(train) == 0 or len(validation) < 3:
         raise ValueError(f"{name}: too few contents for a training/validation split "
                          f"({len(set(items.groups.tolist()))})")
-    rng = np.random.default_rng(seed)
-    initial = [w.copy() for w in backbone.get_weights()]
-    history: list[dict[str, Any]] = []
-    best: tuple[float, dict[str, Any], dict[str, float], list[Any]] | None = None
-    for trial in range(1 if fixed else trials):
-        settings = {"learning_rate": float(10 ** rng.uniform(-5, -3)),
-                    "batch_size": int(rng.choice([16, 32, 64])),
-                    "patches_per_image": patches_per_image, **(fixed or {})}
-        backbone.set_weights(initial)
+
+    def run_trial(trial: int, settings: dict[str, Any]) -> tuple[dict[str, float],
+                                                                 dict[str, Any]]:
         if progress:
             print(f"{name} trial {trial + 1}/{trials}: {settings}", flush=True)
         metrics, epochs = fit_stage(
@@ -286,11 +274,10 @@ def search_stage(backbone: Any, items: DecodedItems, *, name: str, trials: int, 
             patches_per_image=patches_per_image, max_patches=max_patches,
             max_epochs=max_epochs, patience=patience, seed=seed + 1000 * trial,
             progress=progress)
-        history.append({**settings, "epochs": epochs, **metrics})
-        if best is None or metrics["rmse"] < best[0]:
-            best = (metrics["rmse"], settings, metrics,
-                    [w.copy() for w in backbone.get_weights()])
-    assert best is not None
-    backbone.set_weights(best[3])
-    return StageReport(name, len(items), best[1], best[2], history,
+        return metrics, {"epochs": epochs}
+
+    settings, metrics, history = random_search(
+        backbone, run_trial, trials=trials, seed=seed, fixed=fixed,
+        extra={"patches_per_image": patches_per_image})
+    return StageReport(name, len(items), settings, metrics, history,
                        time.perf_counter() - start)

@@ -14,7 +14,7 @@ and the LiteRT output is checked against Keras.
 
 Backbones without a pretrained trunk (the native networks, and ``keras.applications``
 trunks with ``weights=None``) are trained end to end in two stages, synthetic
-pre-training then fine-tuning on human ratings (:mod:`backbones.end_to_end`).
+pre-training then fine-tuning on human ratings (:mod:`fusion.training.end_to_end`).
 
 Not done: fine-tuning the pretrained trunks (they stay frozen).
 """
@@ -31,6 +31,15 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from backbones.export import export_litert, max_litert_difference
+from backbones.patches import grid_positions, take_patches
+from backbones.registry import get_backbone, load_keras, spec_of
+from backbones.runtime import LiteRTBackbone
+from fusion.io import load_image
+from fusion.metrics import evaluate
+from fusion.splits import train_val_test_split
+from fusion.training._search import random_search
 
 __all__ = ["TrainingResult", "patch_features", "train_backbone", "train_heads"]
 
@@ -60,9 +69,6 @@ def patch_features(runtime: Any, items: Sequence[tuple[Any, Any]], *, max_patche
     """
     from tqdm.auto import tqdm
 
-    from backbones.patches import grid_positions, take_patches
-    from fusion.io import load_image
-
     rows = []
     for image_input, reference_input in tqdm(items, desc="patch features",
                                              disable=not progress):
@@ -81,9 +87,10 @@ def patch_features(runtime: Any, items: Sequence[tuple[Any, Any]], *, max_patche
 
 def _head_model(model: Any, n_patches: int, n_features: int) -> Any:
     from backbones._keras import require_keras
+    from backbones.models import weighted_average
 
     keras = require_keras()
-    layers, ops = keras.layers, keras.ops
+    layers = keras.layers
 
     inputs = keras.Input((n_patches, n_features), name="patch_features")
     normalised = model.get_layer("feature_norm")(inputs)
@@ -91,9 +98,8 @@ def _head_model(model: Any, n_patches: int, n_features: int) -> Any:
     hidden = model.get_layer("quality_dropout")(hidden)
     quality = model.get_layer("quality")(hidden)
     weight = model.get_layer("weight")(model.get_layer("weight_hidden")(normalised))
-    pooled = layers.Lambda(
-        lambda qw: ops.sum(qw[0] * qw[1], axis=1) / (ops.sum(qw[1], axis=1) + 1e-6),
-        name="weighted_average")([quality, weight])
+    pooled = layers.Lambda(lambda qw: weighted_average(qw[0], qw[1]),
+                           name="weighted_average")([quality, weight])
     return keras.Model(inputs, pooled)
 
 
@@ -109,27 +115,20 @@ def train_heads(model: Any, features: NDArray[np.float32], targets: NDArray[np.f
     every trial.
     """
     from backbones._keras import require_keras
-    from fusion.metrics import evaluate
-    from fusion.splits import train_val_test_split
 
     keras = require_keras()
     keras.utils.set_random_seed(seed)
     train, validation, _unused = train_val_test_split(
         groups, fractions=(0.8, 0.2, 0.0), seed=seed, scores=targets)
     y = (targets / 100.0).astype(np.float32)
-    rng = np.random.default_rng(seed)
     flat = features[train].reshape(-1, features.shape[2])
     norm = model.get_layer("feature_norm")
     norm.set_weights([flat.mean(axis=0), flat.var(axis=0) + 1e-6,
                       *norm.get_weights()[2:]])
-    initial = [w.copy() for w in model.get_weights()]
     head = _head_model(model, features.shape[1], features.shape[2])
-    history: list[dict[str, Any]] = []
-    best: tuple[float, dict[str, Any], list[Any]] | None = None
-    for _ in range(trials):
-        settings = {"learning_rate": float(10 ** rng.uniform(-5, -3)),
-                    "batch_size": int(rng.choice([16, 32, 64])), "decay": 0.99}
-        model.set_weights(initial)
+
+    def run_trial(_: int, settings: dict[str, Any]) -> tuple[dict[str, float],
+                                                             dict[str, Any]]:
         schedule = keras.optimizers.schedules.ExponentialDecay(
             settings["learning_rate"], decay_steps=max(1, len(train) // settings["batch_size"]),
             decay_rate=settings["decay"])
@@ -139,16 +138,12 @@ def train_heads(model: Any, features: NDArray[np.float32], targets: NDArray[np.f
                        y[validation]), epochs=max_epochs, batch_size=settings["batch_size"],
                        callbacks=[stop], verbose=verbose, shuffle=True)
         predicted = 100.0 * np.asarray(head.predict(features[validation], verbose=0)).ravel()
-        metrics = evaluate(predicted, targets[validation], logistic=None)
-        record = {**settings, "epochs": len(fit.history["loss"]), **metrics}
-        history.append(record)
-        if best is None or metrics["rmse"] < best[0]:
-            best = (metrics["rmse"], settings, [w.copy() for w in model.get_weights()])
-    assert best is not None  # trials >= 1 is checked by the caller
-    model.set_weights(best[2])
-    chosen = next(h for h in history if h["learning_rate"] == best[1]["learning_rate"])
-    validation_metrics = {k: float(chosen[k]) for k in ("srcc", "krcc", "plcc", "rmse")}
-    return best[1], validation_metrics, history
+        return (evaluate(predicted, targets[validation], logistic=None),
+                {"epochs": len(fit.history["loss"])})
+
+    settings, metrics, history = random_search(model, run_trial, trials=trials, seed=seed,
+                                               extra={"decay": 0.99})
+    return settings, {k: float(metrics[k]) for k in ("srcc", "krcc", "plcc", "rmse")}, history
 
 
 def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | None = None,
@@ -160,7 +155,7 @@ def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | 
     """Build, train and export one backbone.
 
     Pretrained trunks (EfficientNet-Lite) stay frozen and their heads are trained on
-    ``dataset``. Other backbones are trained end to end (:mod:`backbones.end_to_end`):
+    ``dataset``. Other backbones are trained end to end (:mod:`fusion.training.end_to_end`):
     stage 1 on ``pretrain`` (a synthetic full-reference set, see
     :func:`fusion.distortions.generate_synthetic`, whose severity becomes the target),
     stage 2 on ``dataset`` (human-rated); either may be None, not both. ``initial`` (a
@@ -170,9 +165,7 @@ def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | 
     (settings, trials, validation metrics, timings) into ``out_dir``.
     """
     if trials < 1:
-        raise ValueError("trials must be at least 1")
-    from backbones.registry import spec_of
-
+        raise ValueError(f"trials must be at least 1, got {trials}")
     spec = spec_of(name)
     if dataset is None and pretrain is None:
         raise ValueError("give a rated dataset, a synthetic pre-training set, or both")
@@ -198,10 +191,6 @@ def train_backbone(name: str, dataset: Any, out_dir: str | Path, *, mode: str | 
 
 def _train_frozen(name: str, dataset: Any, out: Path, *, mode: str, seed: int, trials: int,
                   max_patches: int, progress: bool) -> TrainingResult:
-    from backbones.export import export_litert
-    from backbones.registry import get_backbone, spec_of
-    from backbones.runtime import LiteRTBackbone
-
     start = time.perf_counter()
     spec = spec_of(name)
     model = get_backbone(name, mode=mode)
@@ -226,9 +215,8 @@ def _train_end_to_end(name: str, dataset: Any, pretrain: Any, out: Path, *, mode
                       patches_per_image: int, max_epochs: int, patience: int,
                       pretrain_epochs: int, initial: str | Path | None) -> TrainingResult:
     from backbones._keras import require_keras
-    from backbones.end_to_end import decode_items, search_stage
-    from backbones.registry import get_backbone, spec_of
     from fusion.distortions import severity_dataset
+    from fusion.training.end_to_end import decode_items, search_stage
 
     keras = require_keras()
     keras.utils.set_random_seed(seed)
@@ -236,8 +224,6 @@ def _train_end_to_end(name: str, dataset: Any, pretrain: Any, out: Path, *, mode
     spec = spec_of(name)
     model = get_backbone(name, mode=mode)
     if initial is not None:
-        from backbones.registry import load_keras
-
         model.set_weights(load_keras(initial).get_weights())
     else:
         norm = model.get_layer("feature_norm")  # identity: the trunk ends in batch norm
@@ -277,8 +263,6 @@ def _save(model: Any, out: Path, stem: str, name: str, mode: str, start: float, 
           validation: dict[str, float], history: list[dict[str, Any]],
           settings: dict[str, Any]) -> TrainingResult:
     """Save ``.keras``, export and check ``.tflite``, write the JSON report."""
-    from backbones.export import export_litert, max_litert_difference
-
     keras_path = out / f"{stem}.keras"
     model.save(keras_path)
     litert_path = export_litert(model, out / f"{stem}.tflite")

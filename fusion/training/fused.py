@@ -4,11 +4,11 @@
 
 1. splits the dataset by content into a training part and a held-out test part that
    nothing below ever sees;
-2. trains each backbone's heads on the training part (:mod:`backbones.training`) and
+2. trains each backbone's heads on the training part (:mod:`fusion.training.backbone`) and
    exports it to LiteRT;
 3. computes backbone and handcrafted features for every item (through the HDF5 cache);
 4. fits the stacker and the conformal interval on the training part
-   (:meth:`FusionModel.fit`);
+   (:meth:`fusion.FusionModel.fit`);
 5. measures the fused model and each component alone on the held-out part (SRCC, KRCC,
    PLCC, RMSE, interval coverage) and writes the bundle with those numbers in its
    ``metadata.json``.
@@ -24,12 +24,19 @@ from typing import Any
 
 import numpy as np
 
+from backbones.export import export_pair_parts, max_litert_difference
+from backbones.hashing import sha256_of
+from backbones.registry import get_backbone, load_keras
+from fusion.backbone_extractor import BackboneExtractor
+from fusion.bundle import save_bundle, write_checksums
 from fusion.datasets import Dataset
 from fusion.feature_table import compute_features
 from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS
 from fusion.metrics import evaluate
-from fusion.model import BackboneExtractor, FusionModel
+from fusion.model import FusionModel
 from fusion.splits import train_val_test_split
+from fusion.stacking import learner_contributions
+from fusion.training.backbone import TrainingResult, train_backbone
 
 __all__ = ["add_pair_parts", "save_heads", "train_fusion"]
 
@@ -62,10 +69,6 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
     ``reuse_backbones`` reuses backbones already trained in ``work`` with the same split
     (their ``<name>_<mode>.json`` report), instead of training them again.
     """
-    from backbones.registry import load_keras
-    from backbones.training import train_backbone
-    from fusion.bundle import save_bundle
-
     start = time.perf_counter()
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -77,20 +80,14 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
     for backbone in backbones:
         report_path = work / f"{backbone}_{dataset.mode}.json"
         if reuse_backbones and report_path.is_file():
-            from backbones.training import TrainingResult
-
             result = TrainingResult(**json.loads(report_path.read_text()))
         else:
             result = train_backbone(backbone, dataset[train], work, mode=dataset.mode,
                                     seed=seed, trials=trials, progress=True)
         model = load_keras(result.keras_path)
         heads[backbone] = save_heads(model, work / f"{backbone}_{dataset.mode}.heads.keras")
-        from backbones._torch_weights import sha256_of
-
         parts = None
         if dataset.mode == "fr":
-            from backbones.export import export_pair_parts
-
             parts = export_pair_parts(model, work, f"{backbone}_fr")
         extractors.append(BackboneExtractor(backbone, result.litert_path,
                                             sha256_of(result.litert_path), parts=parts))
@@ -105,8 +102,8 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
     train_ok = np.array([i for i in train if ok[i]])
     test_ok = np.array([i for i in test if ok[i]])
     scores, groups = dataset.scores, dataset.content_ids
-    fused = FusionModel.fit(dataset.mode, extractors, table.values[train_ok], scores[train_ok],
-                            groups[train_ok], coverage=coverage, seed=seed, name=name)
+    fused = FusionModel(dataset.mode, extractors, coverage=coverage, seed=seed, name=name).fit(
+        table.values[train_ok], scores[train_ok], groups=groups[train_ok])
     report = _held_out_report(fused, table, scores, test_ok)
     report["seconds"] = round(time.perf_counter() - start, 1)
     training = {
@@ -130,11 +127,6 @@ def add_pair_parts(bundle: str | Path) -> list[str]:
     and the parts are added to ``metadata.json`` and ``SHA256SUMS``. Returns the added
     files. Needs the train extra.
     """
-    from backbones._torch_weights import sha256_of
-    from backbones.export import export_pair_parts, max_litert_difference
-    from backbones.registry import get_backbone, load_keras
-    from fusion.bundle import write_checksums
-
     folder = Path(bundle)
     metadata = json.loads((folder / "metadata.json").read_text())
     added = []
@@ -165,12 +157,9 @@ def add_pair_parts(bundle: str | Path) -> list[str]:
 
 
 def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> dict[str, Any]:
-    from fusion.stacking import learner_contributions
-
     x, y = table.values[test], scores[test]
-    raw = np.asarray(model.stacker.predict(x))
-    intervals = model.interval.predict_interval(raw)
-    fused = evaluate(model.interval.predict(raw), y, logistic=5)
+    predicted, intervals = model.predict_matrix(x)
+    fused = evaluate(predicted, y, logistic=5)
     components: dict[str, dict[str, float]] = {}
     for extractor in model.extractors:
         if isinstance(extractor, BackboneExtractor):
@@ -186,11 +175,11 @@ def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> 
                                               logistic=5))
     covered = float(np.mean((y >= intervals[:, 0]) & (y <= intervals[:, 1])))
     return {"n": len(test), "fused": _short(fused),
-            "interval": {"coverage_nominal": float(model.interval.coverage),
+            "interval": {"coverage_nominal": float(model.interval_.coverage),
                          "coverage_heldout": covered,
-                         "half_width": float(model.interval.half_width_)},
+                         "half_width": float(model.interval_.half_width_)},
             "components": components,
-            "learner_weights": learner_contributions(model.stacker)}
+            "learner_weights": learner_contributions(model.stacker_)}
 
 
 def _short(metrics: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,71 @@
+"""What a prediction returns: :class:`Prediction`, and its optional :class:`QualityMap`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fusion.io import ImageInput, load_image
+
+__all__ = ["Prediction", "QualityMap"]
+
+
+@dataclass(frozen=True)
+class QualityMap:
+    """Per-patch quality of one backbone, as an image-sized map and as patches."""
+
+    values: NDArray[np.float32]      # (H, W), mean quality of the patches covering a pixel
+    positions: NDArray[np.intp]      # (n, 2) top-left corners
+    patch_qualities: NDArray[np.float32]  # (n,) on 0–100
+    patch_size: int
+    backbone: str
+
+    def overlay(self, image: ImageInput, *, alpha: float = 0.45) -> Any:
+        """The image with the map blended over it (red = low quality, green = high)."""
+        from PIL import Image as PILImage
+
+        rgb = load_image(image).rgb
+        q = np.nan_to_num(self.values, nan=50.0)[..., None] / 100.0
+        heat = np.concatenate([1.0 - q, q, np.zeros_like(q)], axis=2)
+        blended = (1 - alpha) * rgb + alpha * heat
+        return PILImage.fromarray(np.round(np.clip(blended, 0, 1) * 255).astype(np.uint8))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result of :meth:`FusionModel.predict`.
+
+    Attributes
+    ----------
+    score : float
+        Quality on 0–100, higher = better.
+    interval : tuple of float
+        (low, high) conformal interval holding the true score with probability
+        ``coverage`` (on data like the training data).
+    coverage : float
+    mode : str
+        ``"nr"`` or ``"fr"``.
+    model : str
+        The model's identifier (bundle name and short hash).
+    components : dict of str to float
+        Each backbone's own pooled quality (0–100) and each handcrafted value.
+    quality_map : QualityMap or None
+        Present when asked for.
+    """
+
+    score: float
+    interval: tuple[float, float]
+    coverage: float
+    mode: str
+    model: str
+    components: dict[str, float] = field(default_factory=dict)
+    quality_map: QualityMap | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (without the quality map)."""
+        return {"score": self.score, "interval": list(self.interval),
+                "coverage": self.coverage, "mode": self.mode, "model": self.model,
+                "components": self.components}
