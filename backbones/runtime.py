@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -28,6 +29,40 @@ __all__ = ["BackboneFileError", "LiteRTBackbone", "LiteRTFunction", "SplitPairBa
 
 class BackboneFileError(ValueError):
     """An exported backbone file is missing or not a model the interpreter can load."""
+
+
+_banner_lock = threading.Lock()
+_banner_silenced = False
+
+
+def _allocate(interpreter: Any) -> None:
+    """``interpreter.allocate_tensors()``, without LiteRT's one-off banner on stderr.
+
+    The first allocation in a process makes the native runtime print "INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU." on file descriptor 2, with no Python switch
+    to turn it off (tensorflow/tensorflow#58050). That first allocation runs with fd 2
+    pointed at the null device; every later one runs as is. Python-level errors are
+    raised as exceptions, so nothing else is lost.
+    """
+    global _banner_silenced
+    if _banner_silenced:
+        interpreter.allocate_tensors()
+        return
+    with _banner_lock:
+        if _banner_silenced:
+            interpreter.allocate_tensors()
+            return
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+            interpreter.allocate_tensors()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        _banner_silenced = True
 
 
 class LiteRTFunction:
@@ -92,7 +127,7 @@ class LiteRTFunction:
         interpreter, details, output_index = self._interpreter()
         if self._local.batch != len(batch):
             interpreter.resize_tensor_input(details["index"], list(batch.shape))
-            interpreter.allocate_tensors()
+            _allocate(interpreter)
             self._local.batch = len(batch)
         interpreter.set_tensor(details["index"], batch)
         interpreter.invoke()

@@ -110,7 +110,7 @@ def default_model(mode: str) -> FusionModel:
 
 
 def predict(image: ImageInput, reference: ImageInput | None = None, *,
-            quality_map: bool = False) -> Prediction:
+            quality_map: bool = False, data_range: float | None = None) -> Prediction:
     """Score an image on 0–100 (higher = better) with the embedded default model.
 
     ``predict(image)`` uses the no-reference model; ``predict(image, reference)`` the
@@ -126,6 +126,10 @@ def predict(image: ImageInput, reference: ImageInput | None = None, *,
         Its pristine original, of the same height and width.
     quality_map : bool, default False
         Also return the per-patch quality map.
+    data_range : float, optional
+        The white level of array input, e.g. 4095 for 12-bit data in a uint16 array or
+        255 for float data on 0–255 (default: 1 for floats, the dtype's maximum for
+        integers).
 
     Returns
     -------
@@ -155,4 +159,5 @@ def predict(image: ImageInput, reference: ImageInput | None = None, *,
     'nr'
     """
     mode = "nr" if reference is None else "fr"
-    return default_model(mode).predict(image, reference, quality_map=quality_map)
+    return default_model(mode).predict(image, reference, quality_map=quality_map,
+                                       data_range=data_range)

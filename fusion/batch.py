@@ -281,7 +281,21 @@ class _ParquetWriter(_Writer):
         self.writer.close()
 
 
+def _check_target(path: Path, what: str) -> None:
+    """Refuse, before any work, an output (or cache) path that could not be written."""
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is an existing folder; give a file name")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{what} {path}: {parent} is not a folder")
+    if parent.is_dir() and not os.access(parent, os.W_OK):
+        raise ValueError(f"{what} {path}: the folder {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{what} {path} exists and is not writable")
+
+
 def _writer(path: Path) -> _Writer:
+    _check_target(path, "output")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".jsonl"):
         return _TextWriter(path, jsonl=suffix == ".jsonl")
@@ -366,7 +380,10 @@ def score_batch(
     Raises
     ------
     ValueError
-        For a bad ``jobs``, ``chunk_size`` or output suffix.
+        For a bad ``jobs`` or ``chunk_size``, an output suffix other than ``.csv``,
+        ``.jsonl`` or ``.parquet``, or an output or cache path that cannot be written (an
+        existing folder, a parent that is a file, no write permission), all checked
+        before any item is read.
     fusion.bundle.BundleError
         If ``model`` is not a valid bundle.
     """
@@ -378,6 +395,12 @@ def score_batch(
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    _check_target(Path(out), "output")
+    if Path(out).suffix.lower() not in (".csv", ".jsonl", ".parquet"):
+        raise ValueError(f"output {Path(out).name}: the suffix must be .csv, .jsonl or "
+                         ".parquet")
+    if cache is not None:
+        _check_target(Path(cache), "cache")
     items = source if isinstance(source, BatchInput) else BatchInput(source, references)
     bundle = None if model is None else str(Path(model).resolve())
     parallel = jobs > 1 or scheduler is not None
@@ -394,16 +417,16 @@ def score_batch(
     counts = {"scored": 0, "failed": 0, "from_cache": 0}
     bar = tqdm(total=len(items), unit="item", desc="scoring",
                disable=None if progress is None else not progress)
-    last_checkpoint = time.monotonic()
+    checkpoint = _Checkpoint(store, checkpoint_seconds)
+    # Tasks go to the workers in slices, so features are committed inside a chunk too.
+    step = 1 if not parallel else (4 * jobs if scheduler is None else 16)
     try:
         with _executor(jobs, scheduler) as run:
             iterator = iter(items)
             while chunk := list(islice(iterator, chunk_size)):
-                rows = _score_chunk(chunk, bundle, num_threads, store, run, counts)
-                if store is not None and \
-                        time.monotonic() - last_checkpoint >= checkpoint_seconds:
-                    store.flush()  # before the rows that depend on it
-                    last_checkpoint = time.monotonic()
+                rows = _score_chunk(chunk, bundle, num_threads, store, run, counts,
+                                    checkpoint, step)
+                checkpoint.maybe_commit()  # before the rows that depend on it
                 writer.write(rows)
                 bar.update(len(chunk))
         if store is not None:
@@ -420,10 +443,25 @@ def score_batch(
                         time.perf_counter() - started, str(out))
 
 
+class _Checkpoint:
+    """Commits a feature cache's new entries at least every ``seconds`` (0: every time)."""
+
+    def __init__(self, store: FeatureCache | None, seconds: float) -> None:
+        self.store = store
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def maybe_commit(self) -> None:
+        if self.store is not None and time.monotonic() - self.last >= self.seconds:
+            self.store.flush()
+            self.last = time.monotonic()
+
+
 def _score_chunk(chunk: list[BatchItem], bundle: str | None, num_threads: int | None,
                  store: FeatureCache | None, run: Callable[[list[Any]], list[Any]],
-                 counts: dict[str, int]) -> list[dict[str, Any]]:
-    """Rows of one chunk, in order."""
+                 counts: dict[str, int], checkpoint: _Checkpoint, step: int
+                 ) -> list[dict[str, Any]]:
+    """Rows of one chunk, in order; tasks run ``step`` at a time, with checkpoints."""
     from fusion.cache import content_key
 
     errors: dict[int, str] = {}
@@ -455,15 +493,19 @@ def _score_chunk(chunk: list[BatchItem], bundle: str | None, num_threads: int | 
                                   tuple(cached))))
     computed_here = {index for index, _ in tasks}
     from_cache = set(features) - computed_here
-    for (index, _), (computed, error) in zip(tasks, run([t for _, t in tasks]), strict=True):
-        if error is not None:
-            errors[index] = error
-            del features[index]
-            continue
-        features[index].update(computed)
-        if store is not None and index in cache_keys:
-            for extractor_key, values in computed.items():
-                store.put(extractor_key, cache_keys[index], values)
+    for start in range(0, len(tasks), step):
+        part = tasks[start : start + step]
+        for (index, _), (computed, error) in zip(part, run([t for _, t in part]),
+                                                 strict=True):
+            if error is not None:
+                errors[index] = error
+                del features[index]
+                continue
+            features[index].update(computed)
+            if store is not None and index in cache_keys:
+                for extractor_key, values in computed.items():
+                    store.put(extractor_key, cache_keys[index], values)
+        checkpoint.maybe_commit()
     predictions = _predict(chunk, features, bundle)
     rows = []
     for index, item in enumerate(chunk):

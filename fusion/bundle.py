@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from backbones.hashing import sha256_of
+from fusion._bundle_schema import read_checksums, read_metadata
 from fusion._version import __version__
 from fusion.backbone_extractor import BackboneExtractor
 from fusion.errors import BundleError
 from fusion.features.contract import Extractor
-from fusion.model import FusionModel
+from fusion.model import WORKING_PIXELS, FusionModel
 
 __all__ = ["BUNDLE_FORMAT_VERSION", "BundleError", "load_bundle", "save_bundle"]
 
@@ -119,6 +120,7 @@ def save_bundle(model: FusionModel, path: str | Path, *,
         "score": {"min": 0.0, "max": 100.0, "higher_is_better": True,
                   "interval": "split conformal", "coverage": float(model.interval_.coverage)},
         "extractors": extractors, "feature_names": list(model.feature_names),
+        "working_pixels": model.working_pixels,
         **{k: v for k, v in (model.metadata or {}).items() if k not in training}, **training,
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
@@ -157,13 +159,16 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
     handcrafted = _handcrafted_extractors()
     extractors: list[Extractor] = []
     for entry in metadata["extractors"]:
-        if entry.get("kind") == "backbone":
+        if entry["kind"] == "backbone":
             parts = entry.get("litert_parts")
-            extractors.append(BackboneExtractor(
-                entry["backbone"], folder / entry["litert"], entry["sha256"],
-                max_patches=int(entry["max_patches"]), num_threads=num_threads,
-                parts=None if parts is None else (folder / parts["trunk"],
-                                                  folder / parts["head"])))
+            try:
+                extractors.append(BackboneExtractor(
+                    entry["backbone"], folder / entry["litert"], entry["sha256"],
+                    max_patches=entry["max_patches"], num_threads=num_threads,
+                    parts=None if parts is None else (folder / parts["trunk"],
+                                                      folder / parts["head"])))
+            except ValueError as exc:  # BackboneFileError: not a loadable LiteRT model
+                raise BundleError(f"{source}: backbone {entry['key']}: {exc}") from exc
         elif entry["key"] in handcrafted:
             extractors.append(handcrafted[entry["key"]])
         else:
@@ -180,22 +185,23 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
         interval = sio.load(folder / "interval.skops", trusted=TRUSTED_TYPES)
     except Exception as exc:  # skops raises several types for untrusted or broken files
         raise BundleError(f"{source}: cannot load the stacker safely ({exc})") from exc
-    mode = metadata["mode"]
-    return FusionModel.from_fitted(
-        mode, extractors, stacker, interval,
-        name=f"{metadata['name']}@{sha256_of(folder / 'SHA256SUMS')[:8]}", metadata=metadata)
+    if not hasattr(interval, "coverage"):
+        raise BundleError(f"{source}: interval.skops holds a {type(interval).__name__}, not "
+                          "a fitted interval")
+    try:
+        return FusionModel.from_fitted(
+            metadata["mode"], extractors, stacker, interval,
+            name=f"{metadata['name']}@{sha256_of(folder / 'SHA256SUMS')[:8]}",
+            metadata=metadata, working_pixels=metadata.get("working_pixels", WORKING_PIXELS))
+    except ValueError as exc:  # e.g. extractors of the other mode than metadata's
+        raise BundleError(f"{folder / 'metadata.json'}: {exc}") from exc
 
 
 def _verified_metadata(folder: Path) -> dict[str, Any]:
-    sums_file = folder / "SHA256SUMS"
-    meta_file = folder / "metadata.json"
-    for required in (sums_file, meta_file):
-        if not required.is_file():
-            raise BundleError(f"{folder}: missing {required.name}")
-    listed: dict[str, str] = {}
-    for line in sums_file.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name] = digest
+    for required in ("SHA256SUMS", "metadata.json"):
+        if not (folder / required).is_file():
+            raise BundleError(f"{folder}: missing {required}")
+    listed = read_checksums(folder)
     for name in ("metadata.json", "stacker.skops", "interval.skops"):
         if name not in listed:
             raise BundleError(f"{folder}: SHA256SUMS does not list {name}")
@@ -206,25 +212,25 @@ def _verified_metadata(folder: Path) -> dict[str, Any]:
         if sha256_of(file) != digest:
             raise BundleError(f"{folder}: {name} does not match its SHA-256 in SHA256SUMS; "
                               "the bundle was modified or damaged")
-    metadata: dict[str, Any] = json.loads(meta_file.read_text())
-    if metadata.get("format") != _FORMAT:
-        raise BundleError(f"{folder}: not a fusion-iqa bundle")
-    version = int(metadata.get("format_version", 0))
+    metadata = read_metadata(folder)
+    meta_file = folder / "metadata.json"
+    if metadata["format"] != _FORMAT:
+        raise BundleError(f"{meta_file}: field 'format' is {metadata['format']!r}, not "
+                          f"{_FORMAT!r}: not a fusion-iqa bundle")
+    version = metadata["format_version"]
     if version > BUNDLE_FORMAT_VERSION:
         raise BundleError(f"{folder}: bundle format {version} is newer than this library "
                           f"reads ({BUNDLE_FORMAT_VERSION}); upgrade fusion-iqa")
-    if metadata.get("mode") not in ("nr", "fr"):
-        raise BundleError(f"{folder}: unknown mode {metadata.get('mode')!r}")
-    for entry in metadata.get("extractors", []):
-        if entry.get("kind") != "backbone":
+    for entry in metadata["extractors"]:
+        if entry["kind"] != "backbone":
             continue
         files = [(entry["litert"], entry["sha256"])]
         parts = entry.get("litert_parts") or {}
         files += [(parts[p], parts[f"{p}_sha256"]) for p in ("trunk", "head") if p in parts]
         for name, digest in files:
             if listed.get(name) != digest:
-                raise BundleError(f"{folder}: backbone {name} hash differs from "
-                                  "metadata.json")
+                raise BundleError(f"{meta_file}: backbone {name}: its hash differs from "
+                                  "SHA256SUMS (or SHA256SUMS does not list it)")
     return metadata
 
 

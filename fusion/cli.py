@@ -128,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 bad input, 2 usage)."""
+    """Run the command line; returns the exit status.
+
+    0 success; 1 bad input or a bad model (the reason on stderr); 2 a usage error (raised
+    by argparse as ``SystemExit(2)``); 3 a batch finished but some of its items failed.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

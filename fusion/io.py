@@ -27,7 +27,9 @@ Conventions
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, Union
@@ -135,6 +137,37 @@ class Image:
         return self.memoised("luma255",
                              lambda: _read_only(self.luma * np.float32(255.0)))
 
+    def reduced(self, max_pixels: int) -> Image:
+        """The image at a working resolution of at most ``max_pixels`` pixels.
+
+        Itself when it is small enough; otherwise the source averaged over f×f boxes,
+        with the smallest integer f that brings H·W / f² under ``max_pixels`` (the last
+        H mod f rows and W mod f columns are dropped, as in the authors' SSIM
+        down-sampling), rounded back to the source's dtype for integer data. Computed in
+        strips, so the cost stays near the source's own memory; memoised.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> image = load_image(np.zeros((4000, 3000, 3), np.uint8))
+        >>> image.reduced(4_000_000).shape
+        (2000, 1500)
+        """
+        height, width = self.shape
+        if max_pixels < 1:
+            raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+        if height * width <= max_pixels:
+            return self
+        factor = max(2, math.ceil(math.sqrt(height * width / max_pixels)))
+        while (height // factor) * (width // factor) > max_pixels:
+            factor += 1
+
+        def build() -> Image:
+            source = _box_reduce(self._source, factor)
+            return Image(source, self._scale, self.integer_levels, self.name)
+
+        return self.memoised(("reduced", factor), build)
+
     def memoised(self, key: Any, compute: Callable[[], _T]) -> _T:
         """Return ``compute()``, computed once per image and key.
 
@@ -160,6 +193,22 @@ class Image:
             return _read_only(counts)
         luma64 = _scaled(self._source, self._scale, np.float64) @ BT601_LUMA_WEIGHTS
         return _read_only(luma64.astype(np.float32))
+
+
+def _box_reduce(source: NDArray[Any], factor: int) -> NDArray[Any]:
+    """Mean over ``factor``×``factor`` boxes, in strips of about 4 M source values."""
+    height, width = source.shape[0] // factor, source.shape[1] // factor
+    rest = source.shape[2:]
+    out = np.empty((height, width, *rest), dtype=np.float32)
+    per_row = width * factor * factor * (rest[0] if rest else 1)
+    rows = max(1, (1 << 22) // per_row)
+    for y in range(0, height, rows):
+        stop = min(height, y + rows)
+        block = source[y * factor : stop * factor, : width * factor].astype(np.float32)
+        out[y:stop] = block.reshape(stop - y, factor, width, factor, *rest).mean(axis=(1, 3))
+    if np.issubdtype(source.dtype, np.integer):
+        return np.floor(out + np.float32(0.5)).astype(source.dtype)
+    return out.astype(source.dtype, copy=False)
 
 
 def _scaled(data: NDArray[Any], scale: float, dtype: type = np.float32) -> NDArray[Any]:
@@ -331,9 +380,13 @@ def _read_file(path: Path, name: str, max_pixels: int | None) -> NDArray[Any]:
     from PIL import UnidentifiedImageError
 
     try:
+        # Our own max_pixels guard (checked from the header, before decoding) replaces
+        # Pillow's decompression-bomb limits, so that the documented limit is the one
+        # that holds: Pillow's warning (above 89.5 M pixels) is ignored, and its error
+        # (above 179 M) is lifted for one open when max_pixels allows more.
         with warnings.catch_warnings():
-            warnings.simplefilter("error", PILModule.DecompressionBombWarning)
-            with PILModule.open(path) as pil:
+            warnings.simplefilter("ignore", PILModule.DecompressionBombWarning)
+            with _open_unguarded(path) as pil:
                 width, height = pil.size
                 if max_pixels is not None and width * height > max_pixels:
                     raise ImageTooLargeError(
@@ -342,8 +395,7 @@ def _read_file(path: Path, name: str, max_pixels: int | None) -> NDArray[Any]:
                     )
                 pil.load()  # decode fully now, so that truncation is reported here
                 return _pil_to_array(pil, name)
-    except (UnidentifiedImageError, PILModule.DecompressionBombError,
-            PILModule.DecompressionBombWarning) as exc:
+    except (UnidentifiedImageError, PILModule.DecompressionBombError) as exc:
         raise ImageReadError(f"{name}: cannot decode {path} as an image ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, InvalidImageError):
@@ -351,6 +403,30 @@ def _read_file(path: Path, name: str, max_pixels: int | None) -> NDArray[Any]:
         raise ImageReadError(
             f"{name}: cannot read {path}; the file is corrupt or truncated ({exc})"
         ) from exc
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def _open_unguarded(path: Path) -> Any:
+    """``PIL.Image.open`` (header only) without Pillow's own pixel limit.
+
+    Pillow refuses files over 2 × ``MAX_IMAGE_PIXELS`` already at open; that module-wide
+    limit is lifted for this one call, under a lock, so that the caller's ``max_pixels``
+    check (before any decoding) decides, with the exact size in its message.
+    """
+    from PIL import Image as PILModule
+
+    try:
+        return PILModule.open(path)
+    except PILModule.DecompressionBombError:
+        with _PIL_LIMIT_LOCK:
+            saved = PILModule.MAX_IMAGE_PIXELS
+            PILModule.MAX_IMAGE_PIXELS = None
+            try:
+                return PILModule.open(path)
+            finally:
+                PILModule.MAX_IMAGE_PIXELS = saved
 
 
 def _pil_to_array(pil: Any, name: str) -> NDArray[Any]:

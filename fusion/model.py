@@ -25,7 +25,12 @@ from fusion.prediction import Prediction, QualityMap
 __all__ = ["FusionModel"]
 
 _PARAMS = ("mode", "extractors", "coverage", "calibration_fraction", "seed", "name",
-           "metadata")
+           "metadata", "working_pixels")
+
+#: Images above this many pixels are box-averaged to a working resolution below it
+#: before any feature is computed (see :meth:`fusion.io.Image.reduced`), so that time and
+#: memory stay flat for huge images. Every training image of the defaults is smaller.
+WORKING_PIXELS = 4_000_000
 _NAMES = ("image", "reference")
 
 
@@ -50,6 +55,11 @@ class FusionModel:
         The model's identifier in predictions.
     metadata : mapping, optional
         Free-form description (a loaded bundle's ``metadata.json``).
+    working_pixels : int or None, default 4,000,000
+        Images (pairs) with more pixels are box-averaged by the smallest integer factor
+        that brings them under it before any extractor runs: the cost of a prediction is
+        then flat above it (the backbone already samples at most a few patches). None
+        computes at full resolution whatever the size.
 
     Attributes
     ----------
@@ -84,7 +94,8 @@ class FusionModel:
 
     def __init__(self, mode: str = "nr", extractors: Sequence[Extractor] = (), *,
                  coverage: float = 0.9, calibration_fraction: float = 0.2, seed: int = 0,
-                 name: str = "fusion", metadata: Mapping[str, Any] | None = None) -> None:
+                 name: str = "fusion", metadata: Mapping[str, Any] | None = None,
+                 working_pixels: int | None = WORKING_PIXELS) -> None:
         self.mode = mode
         self.extractors = extractors
         self.coverage = coverage
@@ -92,6 +103,7 @@ class FusionModel:
         self.seed = seed
         self.name = name
         self.metadata = metadata
+        self.working_pixels = working_pixels
 
     # ----------------------------------------------------------------- configuration
 
@@ -202,10 +214,11 @@ class FusionModel:
     @classmethod
     def from_fitted(cls, mode: str, extractors: Sequence[Extractor], stacker: Any,
                     interval: Any, *, name: str = "fusion",
-                    metadata: Mapping[str, Any] | None = None) -> FusionModel:
+                    metadata: Mapping[str, Any] | None = None,
+                    working_pixels: int | None = WORKING_PIXELS) -> FusionModel:
         """A model from an already fitted stacker and interval (as a bundle stores them)."""
         model = cls(mode, tuple(extractors), coverage=float(interval.coverage), name=name,
-                    metadata=metadata)
+                    metadata=metadata, working_pixels=working_pixels)
         model._check_configuration()
         model.stacker_ = stacker
         model.interval_ = interval
@@ -215,7 +228,7 @@ class FusionModel:
     # ----------------------------------------------------------------- prediction
 
     def predict(self, image: ImageInput, reference: ImageInput | None = None, *,
-                quality_map: bool = False) -> Prediction:
+                quality_map: bool = False, data_range: float | None = None) -> Prediction:
         """Score one image (no-reference model) or one pair (full-reference model).
 
         Parameters
@@ -227,6 +240,10 @@ class FusionModel:
             no-reference one.
         quality_map : bool, default False
             Also return the first backbone's per-patch quality map.
+        data_range : float, optional
+            The white level of array input: float data in [0, data_range], or integer data
+            whose maximum is ``data_range`` (default: 1 for floats, the dtype's maximum
+            for uint8/uint16). Paths and PIL images ignore it.
 
         Returns
         -------
@@ -247,7 +264,7 @@ class FusionModel:
             If a path cannot be read (:class:`fusion.ImageReadError`).
         """
         self._check_fitted()
-        dist, ref = self._load(image, reference)
+        dist, ref = self._load(image, reference, data_range)
         values = self._flat(run_extractors(self.extractors, dist, ref, names=_NAMES))
         qmap = self._quality_map(dist, ref) if quality_map else None
         raw = float(np.asarray(self.stacker_.predict(self._matrix([values]))).ravel()[0])
@@ -335,14 +352,19 @@ class FusionModel:
 
         check_is_fitted(self, ("stacker_", "interval_"))
 
-    def _load(self, image: ImageInput, reference: ImageInput | None
-              ) -> tuple[Image, Image | None]:
+    def _load(self, image: ImageInput, reference: ImageInput | None,
+              data_range: float | None = None) -> tuple[Image, Image | None]:
         if self.mode == "nr" and reference is not None:
             raise ValueError("this is a no-reference model: call predict(image) without "
                              "a reference, or load a full-reference model")
         if self.mode == "fr" and reference is None:
             raise ValueError("this is a full-reference model: call predict(image, reference)")
-        return load_for(self.extractors, image, reference, names=_NAMES)
+        dist, ref = load_for(self.extractors, image, reference, names=_NAMES,
+                             data_range=data_range)
+        if self.working_pixels is not None:
+            dist = dist.reduced(self.working_pixels)
+            ref = None if ref is None else ref.reduced(self.working_pixels)
+        return dist, ref
 
     @staticmethod
     def _flat(parts: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -370,8 +392,12 @@ class FusionModel:
         components: dict[str, float] = {}
         for extractor in self.extractors:
             if isinstance(extractor, BackboneExtractor):
+                # The head's own pooled quality, on the documented 0–100 scale: a head
+                # is an unbounded regressor, so inputs far from its training data can
+                # give values outside it (the raw value stays in the feature vector).
                 key = f"bb:{extractor.backbone_name}:q_weighted"
-                components[f"{extractor.backbone_name}_quality"] = 100.0 * values[key]
+                components[f"{extractor.backbone_name}_quality"] = min(
+                    100.0, max(0.0, 100.0 * values[key]))
             else:
                 components.update({n: values[n] for n in extractor.feature_names})
         return Prediction(score=score, interval=(low, high),

@@ -28,7 +28,12 @@ class QualityMap:
         from PIL import Image as PILImage
 
         rgb = load_image(image).rgb
-        q = np.nan_to_num(self.values, nan=50.0)[..., None] / 100.0
+        values = np.nan_to_num(self.values, nan=50.0)
+        if values.shape != rgb.shape[:2]:  # a map made at a reduced working resolution
+            values = np.asarray(PILImage.fromarray(values.astype(np.float32), mode="F")
+                                .resize((rgb.shape[1], rgb.shape[0]),
+                                        PILImage.Resampling.NEAREST))
+        q = values[..., None] / 100.0
         heat = np.concatenate([1.0 - q, q, np.zeros_like(q)], axis=2)
         blended = (1 - alpha) * rgb + alpha * heat
         return PILImage.fromarray(np.round(np.clip(blended, 0, 1) * 255).astype(np.uint8))
@@ -51,7 +56,8 @@ class Prediction:
     model : str
         The model's identifier (bundle name and short hash).
     components : dict of str to float
-        Each backbone's own pooled quality (0–100) and each handcrafted value.
+        Each backbone's own pooled quality (``<name>_quality``, clipped to 0–100) and
+        each handcrafted value.
     quality_map : QualityMap or None
         Present when asked for.
     """

@@ -95,11 +95,15 @@ def test_registry_names_and_errors() -> None:
         backbones.get_backbone("compact", mode="both")
 
 
-CASES = [(name, mode) for name in BACKBONES for mode in ("nr", "fr")
+#: Large trunks whose build, export and parity check take 15–30 s each: `slow`.
+LARGE = ("resnet50", "inceptionv3", "efficientnet_lite1", "efficientnet_lite2")
+CASES = [pytest.param(name, mode, id=f"{name}-{mode}",
+                      marks=[pytest.mark.slow] if name in LARGE else [])
+         for name in BACKBONES for mode in ("nr", "fr")
          if not (name in ("resnet50", "inceptionv3", "mobilenetv3small") and mode == "fr")]
 
 
-@pytest.mark.parametrize("name, mode", CASES, ids=[f"{n}-{m}" for n, m in CASES])
+@pytest.mark.parametrize("name, mode", CASES)
 def test_keras_round_trip_and_litert_parity(name: str, mode: str, tmp_path: Path) -> None:
     import fusion
 
@@ -127,6 +131,7 @@ def test_keras_round_trip_and_litert_parity(name: str, mode: str, tmp_path: Path
     assert runtime.mode == mode and runtime.patch_size == size
 
 
+@pytest.mark.slow
 def test_tiny_training_run_changes_the_heads_and_learns() -> None:
     from fusion.training import train_heads
 
@@ -249,6 +254,7 @@ def test_augmentation_moves_reference_and_distorted_channels_together() -> None:
     assert changed > 0
 
 
+@pytest.mark.slow
 def test_end_to_end_training_pretrains_then_fine_tunes(tmp_path: Path) -> None:
     import json
 
@@ -286,6 +292,7 @@ def test_end_to_end_training_pretrains_then_fine_tunes(tmp_path: Path) -> None:
     assert np.all(np.isfinite(vector)) and len(quality) == 16
 
 
+@pytest.mark.slow
 def test_end_to_end_training_learns_blur_severity(tmp_path: Path) -> None:
     """A real (small) learning check: after pre-training on the blur levels of three
     photographs, the network's pooled quality ranks an unseen photograph's blur levels."""
@@ -320,6 +327,7 @@ def test_end_to_end_training_learns_blur_severity(tmp_path: Path) -> None:
     assert srcc(scores, -np.array(levels, float)) >= 0.8, scores
 
 
+@pytest.mark.slow
 def test_train_backbone_command_runs_both_stages(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     import json
@@ -348,6 +356,7 @@ def test_train_backbone_command_runs_both_stages(tmp_path: Path,
     assert "needs DATA, --pretrain PRISTINE_DIR, or both" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_backbone_takes_a_training_step(name: str) -> None:
     """A tiny training run of each registered backbone through the end-to-end image model:

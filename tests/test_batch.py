@@ -3,6 +3,7 @@ a Dask LocalCluster on loopback, the output formats and the ``fusion-iqa batch``
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -134,6 +135,43 @@ def test_killed_batch_resumes_from_the_cache(pair_folders: tuple[Path, Path, lis
     assert fully_cached.from_cache == 24 and fully_cached.scored == 24
 
 
+def test_a_batch_killed_inside_a_chunk_keeps_the_features_it_committed(
+        pair_folders: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
+    # One chunk holds every item, so no row is written before the kill: whatever the
+    # rerun takes from the cache was committed inside the chunk (checkpoint_seconds=0:
+    # after every item).
+    from fusion.cache import FeatureCache
+
+    distorted, references, _ = pair_folders
+    out, cache = tmp_path / "scores.csv", tmp_path / "features.h5"
+    script = (
+        "from fusion.batch import score_batch\n"
+        f"score_batch({str(distorted)!r}, {str(out)!r}, references={str(references)!r}, "
+        f"cache={str(cache)!r}, chunk_size=1000, checkpoint_seconds=0, progress=False)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env)
+    committed = 0
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and committed < 6:
+            assert process.poll() is None, "the batch ended before it could be killed"
+            if cache.exists():
+                with contextlib.suppress(OSError, ValueError), \
+                        FeatureCache(cache, mode="r") as reader:
+                    committed = len(reader) // 6  # 6 extractors per full-reference item
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert committed >= 6, "no features were committed inside the chunk within 120 s"
+    partial = tmp_path / ".scores.csv.partial"
+    assert not out.exists()
+    assert not partial.exists() or len(partial.read_text().splitlines()) <= 1  # header only
+    summary = score_batch(distorted, out, references=references, cache=cache, progress=False)
+    assert committed <= summary.from_cache < 24 and summary.scored == 24
+
+
 def test_parallel_jobs_and_dask_cluster_give_the_same_scores(
         pair_folders: tuple[Path, Path, list[str]], sequential_run: list[dict[str, str]],
         tmp_path: Path) -> None:
@@ -245,6 +283,30 @@ def test_bad_batch_arguments_are_refused(tmp_path: Path, kwargs: dict[str, objec
     out = tmp_path / str(arguments.pop("out"))
     with pytest.raises(ValueError, match=message):
         score_batch(tmp_path / "in", out, progress=False, **arguments)  # type: ignore[arg-type]
+
+
+def test_output_and_cache_paths_are_checked_before_any_work(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    import fusion.batch as batch
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    PILImage.open(example_paths("coffee_jpeg")[1]).save(folder / "a.png")
+    (tmp_path / "x.csv").mkdir()  # a folder named like the output
+    (tmp_path / "file").write_text("not a folder")
+    started: list[int] = []
+    monkeypatch.setattr(batch, "_score_chunk", lambda *a, **k: started.append(1) or [])
+    for out, cache, message in [
+        (tmp_path / "x.csv", None, "is an existing folder"),
+        (tmp_path / "file" / "out.csv", None, "is not a folder"),
+        (tmp_path / "out.txt", None, "suffix must be"),
+        (tmp_path / "out.csv", tmp_path / "x.csv", "cache .* is an existing folder"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            score_batch(folder, out, cache=cache, progress=False)
+    assert started == [] and (tmp_path / "x.csv").is_dir()
+    assert main(["batch", str(folder), "--out", str(tmp_path / "x.csv")]) == 1
 
 
 def test_batch_input_errors(tmp_path: Path) -> None:

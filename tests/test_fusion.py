@@ -12,6 +12,7 @@ import pytest
 import fusion
 from calibrators import ConformalInterval, IsotonicCalibrator
 from fusion.bundle import BundleError, load_bundle
+from fusion.examples import example_paths
 from fusion.features import FULL_REFERENCE_EXTRACTORS, full_reference_features
 from fusion.model import FusionModel
 from fusion.stacking import build_stacker, column_blocks, grouped_splits, learner_contributions
@@ -220,6 +221,77 @@ def test_bundle_refusals(bundle_copy: Path, tmp_path: Path, damage: str, message
         folder.write_text("hello")
     with pytest.raises(BundleError, match=message):
         load_bundle(folder)
+
+
+def _edit_metadata(folder: Path, change: object) -> None:
+    metadata = json.loads((folder / "metadata.json").read_text())
+    change(metadata)  # type: ignore[operator]
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    _resum(folder)
+
+
+def _set(path: tuple[object, ...], value: object) -> object:
+    def change(metadata: dict[str, object]) -> None:
+        target: object = metadata
+        for key in path[:-1]:
+            target = target[key]  # type: ignore[index]
+        if value is _DELETE:
+            del target[path[-1]]  # type: ignore[attr-defined]
+        else:
+            target[path[-1]] = value  # type: ignore[index]
+    return change
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("case, edit, message", [
+    ("invalid_json", "not json {", "invalid JSON"),
+    ("not_object", "[1, 2]", "must hold a JSON object"),
+    ("no_mode", _set(("mode",), _DELETE), "field 'mode' is missing"),
+    ("mode_type", _set(("mode",), 3), "field 'mode' must be a string"),
+    ("mode_value", _set(("mode",), "xr"), "field 'mode' must be 'nr' or 'fr'"),
+    ("version_type", _set(("format_version",), "1"), "'format_version' must be an integer"),
+    ("extractors_type", _set(("extractors",), {}), "'extractors' must be a list"),
+    ("entry_type", _set(("extractors", 0), "psnr_V1"), r"'extractors\[0\]' must be an object"),
+    ("no_key", _set(("extractors", 0, "key"), _DELETE), r"extractors\[0\]\.'key' is missing"),
+    ("kind_value", _set(("extractors", 0, "kind"), "magic"), "must be 'backbone' or"),
+    ("names_type", _set(("feature_names",), [1, 2]), "list of strings"),
+    ("wrong_mode", _set(("mode",), "nr"), "do not work in mode 'nr'"),
+    ("format", _set(("format",), "zip"), "not a fusion-iqa bundle"),
+])
+def test_malformed_metadata_is_a_bundle_error_naming_file_and_field(
+        bundle_copy: Path, case: str, edit: object, message: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from fusion.cli import main
+
+    if isinstance(edit, str):
+        (bundle_copy / "metadata.json").write_text(edit)
+        _resum(bundle_copy)
+    else:
+        _edit_metadata(bundle_copy, edit)
+    with pytest.raises(BundleError, match=message) as info:
+        load_bundle(bundle_copy)
+    assert "metadata.json" in str(info.value)
+    reference, distorted = example_paths("coffee_jpeg")
+    code = main(["score", str(distorted), str(reference), "--model", str(bundle_copy)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and "metadata.json" in err
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{digest}  ../outside.txt", "points outside the bundle"),
+    ("{digest}  /etc/passwd", "points outside the bundle"),
+    ("nothex  metadata.json", "is not '<64 hex digits>  <path>'"),
+    ("{digest} metadata.json", "is not '<64 hex digits>  <path>'"),
+])
+def test_malformed_checksums_are_refused_before_any_file_is_read(
+        bundle_copy: Path, line: str, message: str) -> None:
+    sums = bundle_copy / "SHA256SUMS"
+    sums.write_text(sums.read_text() + line.format(digest="0" * 64) + "\n")
+    with pytest.raises(BundleError, match=message) as info:
+        load_bundle(bundle_copy)
+    assert "SHA256SUMS" in str(info.value)
 
 
 # ------------------------------------------------------------------ the embedded defaults

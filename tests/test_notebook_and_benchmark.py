@@ -27,6 +27,7 @@ def test_notebook_is_stored_without_outputs() -> None:
     assert "._" not in source.replace("os.environ", "") and "import _" not in source
 
 
+@pytest.mark.slow
 def test_retrain_notebook_runs_and_saves_a_loadable_bundle(
         shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbformat = pytest.importorskip("nbformat")
@@ -54,6 +55,7 @@ def test_retrain_notebook_runs_and_saves_a_loadable_bundle(
     assert 0 <= model.predict(image).score <= 100
 
 
+@pytest.mark.slow
 def test_benchmark_quick_mode_writes_its_outputs(shared_data: Path, tmp_path: Path) -> None:
     clive = shared_data / "clive" / "manifest.csv"
     if not (clive.is_file() and (shared_data / "pristine" / "kodak").is_dir()):

@@ -99,8 +99,8 @@ class Extractor(ABC):
 
 def load_for(extractors: Sequence[Extractor], distorted: ImageInput,
              reference: ImageInput | None = None, *,
-             names: tuple[str, str] = ("distorted", "reference")
-             ) -> tuple[Image, Image | None]:
+             names: tuple[str, str] = ("distorted", "reference"),
+             data_range: float | None = None) -> tuple[Image, Image | None]:
     """Load the input of ``extractors`` once, checked against all of their needs.
 
     Parameters
@@ -111,6 +111,8 @@ def load_for(extractors: Sequence[Extractor], distorted: ImageInput,
         As for :meth:`Extractor.compute`.
     names : (str, str)
         The arguments' names in error messages.
+    data_range : float, optional
+        The white level of array input (see :func:`fusion.io.load_image`).
 
     Returns
     -------
@@ -127,12 +129,13 @@ def load_for(extractors: Sequence[Extractor], distorted: ImageInput,
         if reference is not None:
             raise ValueError(f"no-reference features take no {names[1]}: "
                              f"{', '.join(e.key for e in extractors)}")
-        return load_image(distorted, name=names[0], min_side=min_side), None
+        return load_image(distorted, name=names[0], min_side=min_side,
+                          data_range=data_range), None
     if reference is None:
         raise ValueError(f"full-reference features need a {names[1]}: "
                          f"{', '.join(e.key for e in extractors)}")
     ref, dist = load_pair(reference, distorted, min_side=min_side,
-                          names=(names[1], names[0]))
+                          names=(names[1], names[0]), data_range=data_range)
     return dist, ref
 
 

@@ -9,7 +9,9 @@ sub-sampled by 2; local statistics in ``'valid'`` mode; the HVS noise variance
     VIFp = Σ_scales Σ log10(1 + g²·σ_x² / (σ_v² + σ_n²)) / Σ_scales Σ log10(1 + σ_x² / σ_n²).
 
 Identical images give 1 (up to the 1e-10 floor on σ_v²); VIFp is not symmetric in its
-arguments, and contrast enhancement can push it above 1.
+arguments, and contrast enhancement can push it above 1. Degenerate input: a constant
+reference (zero variance at every scale, so a zero denominator) gives 1 by definition
+(the original returns NaN).
 """
 
 from __future__ import annotations
@@ -111,6 +113,11 @@ def vifp_of(reference: Image, distorted: Image) -> float:
         num, den = _scale_terms(pair, window)
         numerator += num
         denominator += den
+    if denominator == 0.0:
+        # A reference without variance at every scale carries no information to lose, and
+        # vifp_mscale.m returns 0/0 = NaN. Defined here as 1, which is what the common
+        # ε-regularised ports give, (num + ε) / (den + ε) with num = 0 (e.g. piq's vif_p).
+        return 1.0
     return numerator / denominator
 
 
