@@ -96,6 +96,15 @@ def read_metadata(folder: Path) -> dict[str, Any]:
                                 or working < 1):
         raise BundleError(f"{file}: field 'working_pixels' must be a positive integer or "
                           f"null, got {working!r}")
+    gate = _field(metadata, "gate", dict, file=file, where="", required=False) \
+        if metadata.get("gate") is not None else None
+    if gate is not None:
+        safe_member(folder, _field(gate, "file", str, file=file, where="gate."), file=file,
+                    field="field gate.'file'")
+        score = gate.get("anchor_score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise BundleError(f"{file}: field gate.'anchor_score' must be a number, got "
+                              f"{score!r}")
     if metadata["mode"] not in ("nr", "fr"):
         raise BundleError(f"{file}: field 'mode' must be 'nr' or 'fr', got "
                           f"{metadata['mode']!r}")

@@ -113,6 +113,12 @@ def save_bundle(model: FusionModel, path: str | Path, *,
              compresslevel=9)
     sio.dump(model.interval_, folder / "interval.skops", compression=zipfile.ZIP_DEFLATED,
              compresslevel=9)
+    gate = None
+    if getattr(model, "gate_", None) is not None:
+        sio.dump(model.gate_, folder / "gate.skops", compression=zipfile.ZIP_DEFLATED,
+                 compresslevel=9)
+        gate = {"file": "gate.skops", "anchor_score": model.anchor_score_,
+                "rule": "score = (1 - p) * stacker + p * anchor_score, p = P(anchor-like)"}
     metadata = {
         "format": _FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "name": model.name,
         "mode": model.mode, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -120,7 +126,7 @@ def save_bundle(model: FusionModel, path: str | Path, *,
         "score": {"min": 0.0, "max": 100.0, "higher_is_better": True,
                   "interval": "split conformal", "coverage": float(model.interval_.coverage)},
         "extractors": extractors, "feature_names": list(model.feature_names),
-        "working_pixels": model.working_pixels,
+        "working_pixels": model.working_pixels, "gate": gate,
         **{k: v for k, v in (model.metadata or {}).items() if k not in training}, **training,
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
@@ -180,9 +186,12 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
     if names != metadata["feature_names"]:
         raise BundleError(f"{source}: the feature names in metadata.json do not match its "
                           "extractors' outputs")
+    gate_entry = metadata.get("gate")
     try:
         stacker = sio.load(folder / "stacker.skops", trusted=TRUSTED_TYPES)
         interval = sio.load(folder / "interval.skops", trusted=TRUSTED_TYPES)
+        gate = None if gate_entry is None else sio.load(folder / gate_entry["file"],
+                                                         trusted=TRUSTED_TYPES)
     except Exception as exc:  # skops raises several types for untrusted or broken files
         raise BundleError(f"{source}: cannot load the stacker safely ({exc})") from exc
     if not hasattr(interval, "coverage"):
@@ -192,7 +201,8 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
         return FusionModel.from_fitted(
             metadata["mode"], extractors, stacker, interval,
             name=f"{metadata['name']}@{sha256_of(folder / 'SHA256SUMS')[:8]}",
-            metadata=metadata, working_pixels=metadata.get("working_pixels", WORKING_PIXELS))
+            metadata=metadata, working_pixels=metadata.get("working_pixels", WORKING_PIXELS),
+            gate=gate, anchor_score=None if gate_entry is None else gate_entry["anchor_score"])
     except ValueError as exc:  # e.g. extractors of the other mode than metadata's
         raise BundleError(f"{folder / 'metadata.json'}: {exc}") from exc
 
@@ -214,6 +224,10 @@ def _verified_metadata(folder: Path) -> dict[str, Any]:
                               "the bundle was modified or damaged")
     metadata = read_metadata(folder)
     meta_file = folder / "metadata.json"
+    gate = metadata.get("gate")
+    if gate is not None and gate["file"] not in listed:
+        raise BundleError(f"{meta_file}: field 'gate.file' names {gate['file']}, which "
+                          "SHA256SUMS does not list")
     if metadata["format"] != _FORMAT:
         raise BundleError(f"{meta_file}: field 'format' is {metadata['format']!r}, not "
                           f"{_FORMAT!r}: not a fusion-iqa bundle")

@@ -211,6 +211,10 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         shown = [k for k in ("psnr", "ssim", "ms_ssim", "gmsd", "vifp", "noise_sigma",
                              "sharpness_laplacian_var", "blockiness") if k in result.components]
         print("  " + ", ".join(f"{k} {result.components[k]:.4g}" for k in shown))
+        destroyed = result.components.get("destroyed_content_probability", 0.0)
+        if destroyed > 0.5:
+            print(f"  looks like a blank frame, random noise or a 1-bit image "
+                  f"(p = {destroyed:.2f}): scored near the bottom of the scale")
     if args.map:
         print(f"quality map written to {args.map}")
     return 0

@@ -69,6 +69,13 @@ class FusionModel:
         The fitted interval (raw score → clipped score and interval).
     n_features_in_ : int
         Number of feature columns seen in :meth:`fit`.
+    gate_ : sklearn.pipeline.Pipeline or None
+        No-reference models fitted with ``anchors``: a logistic regression on the
+        handcrafted features giving the probability p that an image belongs with the
+        destroyed-content anchors rather than with the rated photographs. The score and
+        interval are then (1 − p)·(stacker's) + p·``anchor_score_``.
+    anchor_score_ : float or None
+        The anchors' target: the bottom of the training scale.
 
     Examples
     --------
@@ -152,8 +159,9 @@ class FusionModel:
 
     # ----------------------------------------------------------------- training
 
-    def fit(self, features: ArrayLike, scores: ArrayLike, *,
-            groups: ArrayLike) -> FusionModel:
+    def fit(self, features: ArrayLike, scores: ArrayLike, *, groups: ArrayLike,
+            anchors: ArrayLike | None = None, anchor_score: float | None = None
+            ) -> FusionModel:
         """Fit the stacker and the conformal interval on a feature table.
 
         The items are split by content: ``1 − calibration_fraction`` fits the stacker
@@ -170,6 +178,12 @@ class FusionModel:
         groups : array-like of shape (n_items,)
             Content (reference image) of each item: no content is on both sides of a
             split.
+        anchors : array-like of shape (n_anchors, n_features), optional
+            No-reference only: features of images whose content is destroyed or absent
+            (:mod:`fusion.training.anchors`). They fit the gate (``gate_``), not the
+            stacker, so the fit on the rated items is unchanged.
+        anchor_score : float, optional
+            Where the gate sends an anchor-like image (default: the lowest score).
 
         Returns
         -------
@@ -186,6 +200,9 @@ class FusionModel:
         from fusion.stacking import build_stacker, grouped_splits
 
         self._check_configuration()
+        if anchors is not None and self.mode != "nr":
+            raise ValueError("anchors are for no-reference models (full-reference anchors "
+                             "are ordinary training pairs)")
         values = np.asarray(features, dtype=np.float64)
         targets = np.asarray(scores, dtype=np.float64)
         contents = np.asarray(groups)
@@ -209,13 +226,48 @@ class FusionModel:
             stacker.predict(values[calibration]), targets[calibration])
         self.stacker_ = stacker
         self.n_features_in_ = len(names)
+        self.gate_: Any = None
+        self.anchor_score_: float | None = None
+        if anchors is not None:
+            self.gate_ = self._fit_gate(values[fit_part], np.asarray(anchors, np.float64))
+            self.anchor_score_ = float(np.min(targets) if anchor_score is None
+                                       else anchor_score)
         return self
+
+    def _fit_gate(self, rated: NDArray[np.float64], anchors: NDArray[np.float64]) -> Any:
+        """Logistic regression, rated photographs (0) against anchors (1)."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from fusion.stacking import column_blocks
+
+        if anchors.ndim != 2 or anchors.shape[1] != rated.shape[1] or not len(anchors):
+            raise ValueError(f"anchors have shape {anchors.shape}, expected (n, "
+                             f"{rated.shape[1]})")
+        if not np.isfinite(anchors).all():
+            raise ValueError("anchor features must be finite")
+        columns = np.asarray(column_blocks(self.feature_names)["handcrafted"], np.intp)
+        if not len(columns):
+            raise ValueError("the gate needs handcrafted features")
+        from sklearn.compose import ColumnTransformer
+
+        gate = Pipeline([
+            ("select", ColumnTransformer([("take", "passthrough", columns)],
+                                         remainder="drop")),
+            ("scale", StandardScaler()),
+            # Strong L2: the two sets are easy to separate, and a smooth boundary keeps
+            # photographs of unusual content well on the rated side.
+            ("logistic", LogisticRegression(C=0.05, max_iter=5000))])
+        labels = np.r_[np.zeros(len(rated)), np.ones(len(anchors))]
+        return gate.fit(np.concatenate([rated, anchors]), labels)
 
     @classmethod
     def from_fitted(cls, mode: str, extractors: Sequence[Extractor], stacker: Any,
                     interval: Any, *, name: str = "fusion",
                     metadata: Mapping[str, Any] | None = None,
-                    working_pixels: int | None = WORKING_PIXELS) -> FusionModel:
+                    working_pixels: int | None = WORKING_PIXELS, gate: Any = None,
+                    anchor_score: float | None = None) -> FusionModel:
         """A model from an already fitted stacker and interval (as a bundle stores them)."""
         model = cls(mode, tuple(extractors), coverage=float(interval.coverage), name=name,
                     metadata=metadata, working_pixels=working_pixels)
@@ -223,6 +275,9 @@ class FusionModel:
         model.stacker_ = stacker
         model.interval_ = interval
         model.n_features_in_ = len(model.feature_names)
+        if (gate is None) != (anchor_score is None):
+            raise ValueError("a gate needs its anchor score, and an anchor score its gate")
+        model.gate_, model.anchor_score_ = gate, anchor_score
         return model
 
     # ----------------------------------------------------------------- prediction
@@ -267,8 +322,8 @@ class FusionModel:
         dist, ref = self._load(image, reference, data_range)
         values = self._flat(run_extractors(self.extractors, dist, ref, names=_NAMES))
         qmap = self._quality_map(dist, ref) if quality_map else None
-        raw = float(np.asarray(self.stacker_.predict(self._matrix([values]))).ravel()[0])
-        return self._assemble(raw, values, qmap)
+        scores, intervals, gated = self._scores(self._matrix([values]))
+        return self._assemble(scores[0], intervals[0], gated[0], values, qmap)
 
     def predict_batch(self, images: Sequence[ImageInput],
                       references: Sequence[ImageInput] | None = None) -> list[Prediction]:
@@ -318,9 +373,9 @@ class FusionModel:
         self._check_fitted()
         if not rows:
             return []
-        raw = np.asarray(self.stacker_.predict(self._matrix(rows)), dtype=np.float64)
-        return [self._assemble(float(r), dict(row), None)
-                for r, row in zip(raw, rows, strict=True)]
+        scores, intervals, gated = self._scores(self._matrix(rows))
+        return [self._assemble(scores[i], intervals[i], gated[i], dict(row), None)
+                for i, row in enumerate(rows)]
 
     def predict_matrix(self, features: ArrayLike
                        ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -341,9 +396,23 @@ class FusionModel:
         if values.ndim != 2 or values.shape[1] != self.n_features_in_:
             raise ValueError(f"features have shape {values.shape}, expected "
                              f"(n_items, {self.n_features_in_})")
-        raw = np.asarray(self.stacker_.predict(values), dtype=np.float64)
-        return (np.asarray(self.interval_.predict(raw), dtype=np.float64),
-                np.asarray(self.interval_.predict_interval(raw), dtype=np.float64))
+        scores, intervals, _ = self._scores(values)
+        return scores, intervals
+
+    def _scores(self, matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64],
+                                                           NDArray[np.float64],
+                                                           NDArray[np.float64]]:
+        """Scores, intervals and gate probabilities (0 without a gate) of feature rows."""
+        raw = np.asarray(self.stacker_.predict(matrix), dtype=np.float64)
+        scores = np.asarray(self.interval_.predict(raw), dtype=np.float64)
+        intervals = np.asarray(self.interval_.predict_interval(raw), dtype=np.float64)
+        gated = np.zeros(len(scores))
+        gate, floor = getattr(self, "gate_", None), getattr(self, "anchor_score_", None)
+        if gate is not None and floor is not None:
+            gated = np.asarray(gate.predict_proba(matrix)[:, 1], dtype=np.float64)
+            scores = (1 - gated) * scores + gated * floor
+            intervals = (1 - gated)[:, None] * intervals + gated[:, None] * floor
+        return scores, intervals, gated
 
     # ----------------------------------------------------------------- helpers
 
@@ -385,11 +454,12 @@ class FusionModel:
             raise ValueError("this model has no backbone, so no per-patch quality map")
         return backbone.quality_map(distorted, reference)
 
-    def _assemble(self, raw: float, values: dict[str, float],
-                  qmap: QualityMap | None) -> Prediction:
-        score = float(self.interval_.predict([raw])[0])
-        low, high = (float(v) for v in self.interval_.predict_interval([raw])[0])
+    def _assemble(self, score: float, interval: NDArray[np.float64], gated: float,
+                  values: dict[str, float], qmap: QualityMap | None) -> Prediction:
+        low, high = float(interval[0]), float(interval[1])
         components: dict[str, float] = {}
+        if getattr(self, "gate_", None) is not None:
+            components["destroyed_content_probability"] = float(gated)
         for extractor in self.extractors:
             if isinstance(extractor, BackboneExtractor):
                 # The head's own pooled quality, on the documented 0–100 scale: a head
@@ -400,6 +470,6 @@ class FusionModel:
                     100.0, max(0.0, 100.0 * values[key]))
             else:
                 components.update({n: values[n] for n in extractor.feature_names})
-        return Prediction(score=score, interval=(low, high),
+        return Prediction(score=float(score), interval=(low, high),
                           coverage=float(self.interval_.coverage), mode=self.mode,
                           model=self.name, components=components, quality_map=qmap)

@@ -89,19 +89,26 @@ def test_batch_scores_equal_predict_and_bad_items_are_reported(
     assert all(rows[k]["score"] == "" for k in ("zz_corrupt.png", "zz_shape.png"))
 
 
+def _start_batch(distorted: Path, references: Path, out: Path, cache: Path, *,
+                 chunk_size: int) -> subprocess.Popen[bytes]:
+    """A batch job in a subprocess, committing its cache after every item."""
+    script = (
+        "from fusion.batch import score_batch\n"
+        f"score_batch({str(distorted)!r}, {str(out)!r}, references={str(references)!r}, "
+        f"cache={str(cache)!r}, chunk_size={chunk_size}, checkpoint_seconds=0, "
+        "progress=False)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen([sys.executable, "-c", script], env=env)
+
+
 def test_killed_batch_resumes_from_the_cache(pair_folders: tuple[Path, Path, list[str]],
                                              sequential_run: list[dict[str, str]],
                                              tmp_path: Path) -> None:
     distorted, references, _ = pair_folders
     out, cache = tmp_path / "scores.csv", tmp_path / "features.h5"
     partial = tmp_path / ".scores.csv.partial"
-    script = (
-        "from fusion.batch import score_batch\n"
-        f"score_batch({str(distorted)!r}, {str(out)!r}, references={str(references)!r}, "
-        f"cache={str(cache)!r}, chunk_size=2, checkpoint_seconds=0, progress=False)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen([sys.executable, "-c", script], env=env)
+    process = _start_batch(distorted, references, out, cache, chunk_size=2)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
@@ -144,13 +151,7 @@ def test_a_batch_killed_inside_a_chunk_keeps_the_features_it_committed(
 
     distorted, references, _ = pair_folders
     out, cache = tmp_path / "scores.csv", tmp_path / "features.h5"
-    script = (
-        "from fusion.batch import score_batch\n"
-        f"score_batch({str(distorted)!r}, {str(out)!r}, references={str(references)!r}, "
-        f"cache={str(cache)!r}, chunk_size=1000, checkpoint_seconds=0, progress=False)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen([sys.executable, "-c", script], env=env)
+    process = _start_batch(distorted, references, out, cache, chunk_size=1000)
     committed = 0
     deadline = time.monotonic() + 120
     try:

@@ -331,3 +331,45 @@ def test_default_models_predict(mode: str) -> None:
         whole = backbone.runtime.image_vector(dist, ref)[0]  # type: ignore[attr-defined]
         split = backbone.pair_runtime.image_vector(dist, ref)[0]  # type: ignore[attr-defined]
         np.testing.assert_allclose(split, whole, atol=1e-4)
+
+
+# ------------------------------------------------------------------ the anchor gate
+
+
+def test_the_gate_sends_destroyed_content_to_the_floor(tmp_path: Path) -> None:
+    from fusion.distortions import distort
+    from fusion.features import NO_REFERENCE_EXTRACTORS, no_reference_features
+    from fusion.training.anchors import anchor_images
+
+    rows, scores, groups, anchors = [], [], [], []
+    for index, name in enumerate(fusion.EXAMPLE_NAMES):
+        photo = fusion.example_pair(name)[0]
+        for kind in ("gaussian_blur", "jpeg", "contrast_decrease"):
+            for level in (1, 2, 3, 4, 5):
+                image = distort(photo, kind, level, image_index=index)
+                rows.append(list(no_reference_features(image).values()))
+                scores.append(100 * (1 - level / 6))
+                groups.append(name)
+        if index < 2:  # anchors of two photographs; the third's are unseen
+            anchors += [list(no_reference_features(a).values())
+                        for a in anchor_images(photo, seed=index).values()]
+    model = FusionModel("nr", NO_REFERENCE_EXTRACTORS, calibration_fraction=0.34,
+                        coverage=0.5).fit(np.array(rows), np.array(scores),
+                                          groups=np.array(groups), anchors=np.array(anchors),
+                                          anchor_score=2.0)
+    assert model.gate_ is not None and model.anchor_score_ == 2.0
+    unseen = anchor_images(fusion.example_pair("chelsea_noise")[0], seed=9)
+    for kind in ("flat", "uniform_noise", "bilevel"):
+        result = model.predict(unseen[kind])
+        assert result.components["destroyed_content_probability"] > 0.5
+        assert result.score < 30 and result.interval[0] <= result.score <= result.interval[1]
+    photo = fusion.example_pair("chelsea_noise")[0]
+    assert model.predict(photo).components["destroyed_content_probability"] < 0.5
+    fusion.save(model, tmp_path / "gated")
+    assert (tmp_path / "gated" / "gate.skops").is_file()
+    again = fusion.load(tmp_path / "gated")
+    assert again.predict(unseen["flat"]).score == model.predict(unseen["flat"]).score
+    with pytest.raises(ValueError, match="anchors are for no-reference models"):
+        FusionModel("fr", FULL_REFERENCE_EXTRACTORS).fit(
+            np.zeros((12, 6)) + np.arange(12)[:, None], np.arange(12.0) * 8,
+            groups=np.repeat(np.array(["a", "b", "c", "d"]), 3), anchors=np.zeros((2, 6)))

@@ -158,14 +158,10 @@ def run_extractors(extractors: Sequence[Extractor], distorted: ImageInput,
 
     Parameters
     ----------
-    extractors : sequence of Extractor
-        All of one mode.
-    distorted, reference : image
-        As for :meth:`Extractor.compute`.
+    extractors, distorted, reference, names
+        As for :func:`load_for`.
     skip : collection of str
         Extractor keys not to compute (e.g. those already in a feature cache).
-    names : (str, str)
-        The arguments' names in error messages.
 
     Returns
     -------

@@ -16,12 +16,13 @@ Importing this package imports neither TensorFlow nor Keras; training calls do.
 """
 
 from fusion.training.backbone import TrainingResult, patch_features, train_backbone, train_heads
-from fusion.training.fused import add_pair_parts, save_heads, train_fusion
+from fusion.training.fused import add_pair_parts, refit_stacker, save_heads, train_fusion
 
 __all__ = [
     "TrainingResult",
     "add_pair_parts",
     "patch_features",
+    "refit_stacker",
     "save_heads",
     "train_backbone",
     "train_fusion",

@@ -38,7 +38,7 @@ from fusion.splits import train_val_test_split
 from fusion.stacking import learner_contributions
 from fusion.training.backbone import TrainingResult, train_backbone
 
-__all__ = ["add_pair_parts", "save_heads", "train_fusion"]
+__all__ = ["add_pair_parts", "refit_stacker", "save_heads", "train_fusion"]
 
 
 def save_heads(model: Any, path: str | Path) -> Path:
@@ -97,13 +97,75 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
                                       "litert_max_difference": result.litert_max_difference}
     extractors += list(FULL_REFERENCE_EXTRACTORS if dataset.mode == "fr"
                        else NO_REFERENCE_EXTRACTORS)
-    table = compute_features(dataset, extractors, cache=work / "features.h5", progress=True)
+    return _fit_report_save(dataset, extractors, train, test, out, work=work, name=name,
+                            seed=seed, coverage=coverage, description=description,
+                            heads=heads, extra={"backbones": backbone_reports}, start=start)
+
+
+def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
+                  work: str | Path, name: str, anchors: Dataset | None = None,
+                  seed: int = 0, test_fraction: float = 0.2, coverage: float = 0.9,
+                  description: str = "") -> dict[str, Any]:
+    """Refit a bundle's stacker and interval (its backbones unchanged); returns the report.
+
+    The dataset is split by content exactly as :func:`train_fusion` splits it (same
+    ``seed`` and ``test_fraction``), so a bundle whose backbones were trained by
+    :func:`train_fusion` on this dataset keeps its held-out part unseen. ``anchors``
+    (:mod:`fusion.training.anchors`) fit the no-reference gate, or join the
+    full-reference training pairs; the held-out report is on the dataset's held-out part
+    alone.
+    """
+    from fusion.bundle import load_bundle
+
+    start = time.perf_counter()
+    source = Path(bundle)
+    model = load_bundle(source)
+    if model.mode != dataset.mode:
+        raise ValueError(f"{source} is a {model.mode} bundle; {dataset.name} is {dataset.mode}")
+    heads = {entry["backbone"]: source / entry["keras"]
+             for entry in (model.metadata or {}).get("extractors", [])
+             if entry.get("kind") == "backbone" and "keras" in entry}
+    train, _, test = train_val_test_split(
+        dataset, fractions=(1 - test_fraction, 0.0, test_fraction), seed=seed)
+    previous = {k: (model.metadata or {}).get(k) for k in ("backbones",)}
+    return _fit_report_save(dataset, list(model.extractors), train, test, out,
+                            work=Path(work), name=name, seed=seed, coverage=coverage,
+                            description=description, heads=heads, anchors=anchors,
+                            extra={**previous, "backbones_from": f"{source.name} "
+                                   f"({model.name}), unchanged"}, start=start)
+
+
+def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: Any,
+                     out: str | Path, *, work: Path, name: str, seed: int, coverage: float,
+                     description: str, heads: dict[str, Path], extra: dict[str, Any],
+                     start: float, anchors: Dataset | None = None) -> dict[str, Any]:
+    """Features, stacker fit on the training part (+ anchors), held-out report, bundle."""
+    work.mkdir(parents=True, exist_ok=True)
+    cache = work / "features.h5"
+    table = compute_features(dataset, extractors, cache=cache, progress=True)
     ok = table.ok
     train_ok = np.array([i for i in train if ok[i]])
     test_ok = np.array([i for i in test if ok[i]])
     scores, groups = dataset.scores, dataset.content_ids
-    fused = FusionModel(dataset.mode, extractors, coverage=coverage, seed=seed, name=name).fit(
-        table.values[train_ok], scores[train_ok], groups=groups[train_ok])
+    values, targets, contents = (table.values[train_ok], scores[train_ok], groups[train_ok])
+    anchor_note, gate_anchors, anchor_score = None, None, None
+    if anchors is not None:
+        anchor_table = compute_features(anchors, extractors, cache=cache, progress=True)
+        if anchor_table.errors:
+            raise ValueError(f"anchors failed: {anchor_table.errors}")
+        if dataset.mode == "nr":  # they fit the gate, not the stacker
+            gate_anchors, anchor_score = anchor_table.values, float(anchors.scores.min())
+            use = "no-reference gate (not the stacker)"
+        else:  # ordinary training pairs of the stacker
+            values = np.concatenate([values, anchor_table.values])
+            targets = np.concatenate([targets, anchors.scores])
+            contents = np.concatenate([contents, anchors.content_ids])
+            use = "stacker training pairs"
+        anchor_note = {"items": len(anchors), "description": anchors.description,
+                       "used_for": use}
+    fused = FusionModel(dataset.mode, extractors, coverage=coverage, seed=seed,
+                        name=name).fit(values, targets, groups=contents,
+                                       anchors=gate_anchors, anchor_score=anchor_score)
     report = _held_out_report(fused, table, scores, test_ok)
     report["seconds"] = round(time.perf_counter() - start, 1)
     training = {
@@ -111,8 +173,8 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
                           dataset.description, "items": len(train_ok),
                           "contents": len(set(groups[train_ok])), "seed": seed,
                           "scores": dataset.scale.describe() if dataset.scale else
-                          "synthetic severity target"},
-        "heldout_metrics": report, "backbones": backbone_reports,
+                          "synthetic severity target", "anchors": anchor_note},
+        "heldout_metrics": report, **extra,
     }
     save_bundle(fused, out, backbone_keras=heads, training=training)
     (work / f"{name}_report.json").write_text(json.dumps(training, indent=1))
@@ -174,7 +236,12 @@ def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> 
         components[feature] = _short(evaluate(sign * table.values[test, column], y,
                                               logistic=5))
     covered = float(np.mean((y >= intervals[:, 0]) & (y <= intervals[:, 1])))
-    return {"n": len(test), "fused": _short(fused),
+    gate = {}
+    if model.gate_ is not None:
+        probability = model.gate_.predict_proba(x)[:, 1]
+        gate = {"gate": {"max_probability_heldout": round(float(probability.max()), 4),
+                         "share_above_half_heldout": float(np.mean(probability > 0.5))}}
+    return {"n": len(test), "fused": _short(fused), **gate,
             "interval": {"coverage_nominal": float(model.interval_.coverage),
                          "coverage_heldout": covered,
                          "half_width": float(model.interval_.half_width_)},
