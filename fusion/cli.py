@@ -4,8 +4,9 @@
 (full-reference) with the embedded default models; ``--example`` scores a bundled pair in
 both modes. ``batch`` scores a folder, a pair of folders or a manifest into a CSV, JSONL
 or Parquet file (see :mod:`fusion.batch`). ``info`` prints a bundle's metadata,
-``evaluate`` the handcrafted baselines of a database, and ``train-backbone`` trains and
-exports a backbone (train extra).
+``evaluate`` the handcrafted baselines of a database, ``train-backbone`` trains and
+exports a backbone (train extra), and ``serve`` runs the local web page and JSON API (web
+extra, :mod:`fusion.web`).
 Exit status: 0 success, 1 bad input or model (the reason on stderr), 2 usage error,
 3 a batch finished but some of its items failed (each reason is in the output).
 """
@@ -32,6 +33,7 @@ _EPILOG = """examples:
   fusion-iqa batch distorted/ references/ --out scores.jsonl --jobs 2 --cache feats.h5
   fusion-iqa batch manifest.csv --out scores.parquet --scheduler tcp://127.0.0.1:8786
   fusion-iqa info                            the default models' metadata
+  fusion-iqa serve                           web page and JSON API on 127.0.0.1:8000
 
 exit status: 0 ok, 1 bad input or model, 2 usage error, 3 batch done with failed items
 """
@@ -83,6 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always show the progress bar (default: on a terminal only)")
     bar.add_argument("--no-progress", dest="progress", action="store_false")
+
+    serve = commands.add_parser(
+        "serve", help="a local web page and JSON API for scoring (web extra)",
+        description="Serve the page (drop images, see scores, intervals and quality maps) "
+                    "and the JSON API (POST /v1/predict, GET /v1/models, GET /healthz, "
+                    "OpenAPI at /docs). Binds to 127.0.0.1 unless told otherwise.",
+        epilog="examples:\n"
+               "  fusion-iqa serve                         http://127.0.0.1:8000/\n"
+               "  fusion-iqa serve --port 9000 --workers 2\n"
+               "  curl -F image=@photo.jpg http://127.0.0.1:8000/v1/predict",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model", help="a bundle to use instead of the defaults")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes, each loading the models once")
+    serve.add_argument("--max-upload-mb", type=float, default=50.0,
+                       help="largest request accepted, in MB (413 above; default 50)")
 
     info = commands.add_parser("info", help="print a bundle's metadata and held-out metrics")
     info.add_argument("bundle", nargs="?", help="bundle path (default: both default models)")
@@ -139,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     handlers = {"evaluate": _evaluate, "score": lambda a: _score(parser, a), "info": _info,
-                "train-backbone": _train_backbone, "batch": _batch}
+                "train-backbone": _train_backbone, "batch": _batch, "serve": _serve}
     try:
         return int(handlers[args.command](args))
     except (ValueError, OSError, ImportError) as exc:
@@ -228,6 +249,37 @@ def _batch(args: argparse.Namespace) -> int:
                           chunk_size=args.chunk_size, progress=args.progress)
     print(summary)
     return 3 if summary.failed else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        import uvicorn
+
+        from fusion.web.app import create_app
+    except ImportError as exc:
+        raise ImportError("fusion-iqa serve needs the web extra: pip install "
+                          "'fusion-iqa[web]'") from exc
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    limit = int(args.max_upload_mb * 1024 * 1024)
+    if args.model is not None:
+        import fusion
+
+        fusion.load(args.model)  # refuse a bad bundle before binding the port
+    print(f"fusion-iqa: serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)",
+          flush=True)
+    if args.workers == 1:
+        uvicorn.run(create_app(args.model, max_upload_bytes=limit), host=args.host,
+                    port=args.port, log_level="warning")
+    else:  # each worker builds its own app, and so loads the models once
+        os.environ["FUSION_IQA_MODEL"] = args.model or ""
+        os.environ["FUSION_IQA_MAX_UPLOAD_BYTES"] = str(limit)
+        uvicorn.run("fusion.web.app:create_app_from_environment", factory=True,
+                    host=args.host, port=args.port, workers=args.workers,
+                    log_level="warning")
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -216,6 +216,15 @@ class FusionModel:
         if not (np.isfinite(values).all() and np.isfinite(targets).all()):
             raise ValueError("features and scores must be finite (drop the failed items "
                              "of a feature table with its `ok` mask)")
+        anchor_values = None
+        if anchors is not None:
+            anchor_values = np.asarray(anchors, dtype=np.float64)
+            if anchor_values.ndim != 2 or anchor_values.shape[1] != len(names) \
+                    or not len(anchor_values):
+                raise ValueError(f"anchors have shape {anchor_values.shape}, expected "
+                                 f"(n, {len(names)})")
+            if not np.isfinite(anchor_values).all():
+                raise ValueError("anchor features must be finite")
         fit_part, calibration, _ = train_val_test_split(
             contents, fractions=(1 - self.calibration_fraction, self.calibration_fraction,
                                  0.0), seed=self.seed, scores=targets)
@@ -228,30 +237,24 @@ class FusionModel:
         self.n_features_in_ = len(names)
         self.gate_: Any = None
         self.anchor_score_: float | None = None
-        if anchors is not None:
-            self.gate_ = self._fit_gate(values[fit_part], np.asarray(anchors, np.float64))
+        if anchor_values is not None:
+            self.gate_ = self._fit_gate(values[fit_part], anchor_values)
             self.anchor_score_ = float(np.min(targets) if anchor_score is None
                                        else anchor_score)
         return self
 
     def _fit_gate(self, rated: NDArray[np.float64], anchors: NDArray[np.float64]) -> Any:
         """Logistic regression, rated photographs (0) against anchors (1)."""
+        from sklearn.compose import ColumnTransformer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
 
         from fusion.stacking import column_blocks
 
-        if anchors.ndim != 2 or anchors.shape[1] != rated.shape[1] or not len(anchors):
-            raise ValueError(f"anchors have shape {anchors.shape}, expected (n, "
-                             f"{rated.shape[1]})")
-        if not np.isfinite(anchors).all():
-            raise ValueError("anchor features must be finite")
         columns = np.asarray(column_blocks(self.feature_names)["handcrafted"], np.intp)
         if not len(columns):
             raise ValueError("the gate needs handcrafted features")
-        from sklearn.compose import ColumnTransformer
-
         gate = Pipeline([
             ("select", ColumnTransformer([("take", "passthrough", columns)],
                                          remainder="drop")),
