@@ -48,6 +48,7 @@ try:  # module level: FastAPI resolves the route annotations against these globa
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("the web page needs the web extra: pip install 'fusion-iqa[web]'"
                       ) from exc
+
 __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "create_app", "create_app_from_environment"]
 
 #: Largest request body accepted (bytes); larger requests get 413.
