@@ -42,7 +42,9 @@ from fusion.model import WORKING_PIXELS, FusionModel
 
 __all__ = ["BUNDLE_FORMAT_VERSION", "BundleError", "load_bundle", "save_bundle"]
 
-BUNDLE_FORMAT_VERSION = 1
+#: 2: adds the optional no-reference gate (``gate.skops``) and ``working_pixels``; a
+#: reader of format 1 would silently ignore the gate, so it must refuse these bundles.
+BUNDLE_FORMAT_VERSION = 2
 _FORMAT = "fusion-iqa bundle"
 #: Types a bundle's skops files may contain beyond those skops trusts by default.
 TRUSTED_TYPES = [

@@ -389,7 +389,7 @@ def _read_file(path: Path, name: str, max_pixels: int | None) -> NDArray[Any]:
         # Our own max_pixels guard (checked from the header, before decoding) replaces
         # Pillow's decompression-bomb limits, so that the documented limit is the one
         # that holds: Pillow's warning (above 89.5 M pixels) is ignored, and its error
-        # (above 179 M) is lifted for one open when max_pixels allows more.
+        # (above 179 M) is lifted for the one open, so that max_pixels decides.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILModule.DecompressionBombWarning)
             with _open_unguarded(path) as pil:
