@@ -58,9 +58,9 @@ def refit_with_anchors(mode: str) -> int:
 
     import numpy as np
 
-    from fusion.splits import train_val_test_split
     from fusion.training import refit_stacker
     from fusion.training.anchors import anchor_dataset
+    from fusion.training.fused import heldout_split
 
     photos = sorted((SHARED / "pristine" / "kodak").glob("*.png"))
     bundle = ROOT / "fusion" / "models" / f"default_{mode}"
@@ -68,7 +68,7 @@ def refit_with_anchors(mode: str) -> int:
         dataset = read_manifest(SHARED / "clive" / "manifest.csv", name="clive")
         description = ("CLIVE share (LIVE In the Wild, Ghadiyaram & Bovik 2016): 696 "
                        "photographs, crowd MOS 0–100")
-        train, _, _ = train_val_test_split(dataset, fractions=(0.8, 0.0, 0.2), seed=0)
+        train, _ = heldout_split(dataset)  # the split refit_stacker uses
         floor = float(np.min(dataset.scores[train]))
     else:
         dataset = severity_dataset()

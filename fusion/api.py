@@ -105,8 +105,7 @@ def default_bundle_path(mode: str) -> Path:
 
 def default_model(mode: str) -> FusionModel:
     """The embedded default model of ``mode`` ("nr" or "fr"), loaded once."""
-    folder = default_bundle_path(mode)
-    return _defaults.get(mode, lambda: load(folder))
+    return _defaults.get(mode, lambda: load(default_bundle_path(mode)))
 
 
 def predict(image: ImageInput, reference: ImageInput | None = None, *,

@@ -183,9 +183,10 @@ _models: BuiltOnce[FusionModel] = BuiltOnce()
 
 def _model(bundle: str | None, mode: str, num_threads: int | None) -> FusionModel:
     """The model for ``bundle`` (None: the default of ``mode``), loaded once per process."""
-    from fusion.api import default_bundle_path, default_model, load
 
     def build() -> FusionModel:
+        from fusion.api import default_bundle_path, default_model, load
+
         if bundle is None and num_threads is None:
             return default_model(mode)  # shared with fusion.predict
         return load(bundle or default_bundle_path(mode), num_threads=num_threads)
@@ -294,14 +295,19 @@ def _check_target(path: Path, what: str) -> None:
         raise ValueError(f"{what} {path} exists and is not writable")
 
 
-def _writer(path: Path) -> _Writer:
+def _check_output(path: Path) -> None:
+    """Refuse, before any work, an output path that could not be written, or its suffix."""
     _check_target(path, "output")
+    if path.suffix.lower() not in (".csv", ".jsonl", ".parquet"):
+        raise ValueError(f"output {path.name}: the suffix must be .csv, .jsonl or .parquet")
+
+
+def _writer(path: Path) -> _Writer:
+    """The writer for an output path that :func:`_check_output` accepted."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".jsonl"):
-        return _TextWriter(path, jsonl=suffix == ".jsonl")
     if suffix == ".parquet":
         return _ParquetWriter(path)
-    raise ValueError(f"output {path.name}: the suffix must be .csv, .jsonl or .parquet")
+    return _TextWriter(path, jsonl=suffix == ".jsonl")
 
 
 # --------------------------------------------------------------------------- engine
@@ -395,10 +401,7 @@ def score_batch(
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    _check_target(Path(out), "output")
-    if Path(out).suffix.lower() not in (".csv", ".jsonl", ".parquet"):
-        raise ValueError(f"output {Path(out).name}: the suffix must be .csv, .jsonl or "
-                         ".parquet")
+    _check_output(Path(out))
     if cache is not None:
         _check_target(Path(cache), "cache")
     items = source if isinstance(source, BatchInput) else BatchInput(source, references)

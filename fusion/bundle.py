@@ -116,7 +116,7 @@ def save_bundle(model: FusionModel, path: str | Path, *,
     sio.dump(model.interval_, folder / "interval.skops", compression=zipfile.ZIP_DEFLATED,
              compresslevel=9)
     gate = None
-    if getattr(model, "gate_", None) is not None:
+    if model.gate_ is not None:
         sio.dump(model.gate_, folder / "gate.skops", compression=zipfile.ZIP_DEFLATED,
                  compresslevel=9)
         gate = {"file": "gate.skops", "anchor_score": model.anchor_score_,

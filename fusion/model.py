@@ -235,8 +235,8 @@ class FusionModel:
             stacker.predict(values[calibration]), targets[calibration])
         self.stacker_ = stacker
         self.n_features_in_ = len(names)
-        self.gate_: Any = None
-        self.anchor_score_: float | None = None
+        self.gate_ = None
+        self.anchor_score_ = None
         if anchor_values is not None:
             self.gate_ = self._fit_gate(values[fit_part], anchor_values)
             self.anchor_score_ = float(np.min(targets) if anchor_score is None
@@ -410,9 +410,9 @@ class FusionModel:
         scores = np.asarray(self.interval_.predict(raw), dtype=np.float64)
         intervals = np.asarray(self.interval_.predict_interval(raw), dtype=np.float64)
         gated = np.zeros(len(scores))
-        gate, floor = getattr(self, "gate_", None), getattr(self, "anchor_score_", None)
-        if gate is not None and floor is not None:
-            gated = np.asarray(gate.predict_proba(matrix)[:, 1], dtype=np.float64)
+        floor = self.anchor_score_
+        if self.gate_ is not None and floor is not None:
+            gated = np.asarray(self.gate_.predict_proba(matrix)[:, 1], dtype=np.float64)
             scores = (1 - gated) * scores + gated * floor
             intervals = (1 - gated)[:, None] * intervals + gated[:, None] * floor
         return scores, intervals, gated
@@ -461,7 +461,7 @@ class FusionModel:
                   values: dict[str, float], qmap: QualityMap | None) -> Prediction:
         low, high = float(interval[0]), float(interval[1])
         components: dict[str, float] = {}
-        if getattr(self, "gate_", None) is not None:
+        if self.gate_ is not None:
             components["destroyed_content_probability"] = float(gated)
         for extractor in self.extractors:
             if isinstance(extractor, BackboneExtractor):

@@ -38,7 +38,7 @@ from fusion.splits import train_val_test_split
 from fusion.stacking import learner_contributions
 from fusion.training.backbone import TrainingResult, train_backbone
 
-__all__ = ["add_pair_parts", "refit_stacker", "save_heads", "train_fusion"]
+__all__ = ["add_pair_parts", "heldout_split", "refit_stacker", "save_heads", "train_fusion"]
 
 
 def save_heads(model: Any, path: str | Path) -> Path:
@@ -60,6 +60,18 @@ def save_heads(model: Any, path: str | Path) -> Path:
     return path
 
 
+def heldout_split(dataset: Dataset, *, test_fraction: float = 0.2, seed: int = 0
+                  ) -> tuple[Any, Any]:
+    """(training, held-out) item indices, split by content: the one split of a default.
+
+    :func:`train_fusion` and :func:`refit_stacker` both use it, so a refit keeps the
+    held-out part its backbones never saw.
+    """
+    train, _, test = train_val_test_split(
+        dataset, fractions=(1 - test_fraction, 0.0, test_fraction), seed=seed)
+    return train, test
+
+
 def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...] =
                  ("efficientnet_lite0",), work: str | Path, name: str, seed: int = 0,
                  test_fraction: float = 0.2, trials: int = 3, coverage: float = 0.9,
@@ -72,8 +84,7 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
     start = time.perf_counter()
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    train, _, test = train_val_test_split(
-        dataset, fractions=(1 - test_fraction, 0.0, test_fraction), seed=seed)
+    train, test = heldout_split(dataset, test_fraction=test_fraction, seed=seed)
     extractors: list[Any] = []
     heads: dict[str, Path] = {}
     backbone_reports = {}
@@ -122,17 +133,17 @@ def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
     model = load_bundle(source)
     if model.mode != dataset.mode:
         raise ValueError(f"{source} is a {model.mode} bundle; {dataset.name} is {dataset.mode}")
+    metadata = model.metadata or {}
     heads = {entry["backbone"]: source / entry["keras"]
-             for entry in (model.metadata or {}).get("extractors", [])
+             for entry in metadata.get("extractors", [])
              if entry.get("kind") == "backbone" and "keras" in entry}
-    train, _, test = train_val_test_split(
-        dataset, fractions=(1 - test_fraction, 0.0, test_fraction), seed=seed)
-    previous = {k: (model.metadata or {}).get(k) for k in ("backbones",)}
+    train, test = heldout_split(dataset, test_fraction=test_fraction, seed=seed)
     return _fit_report_save(dataset, list(model.extractors), train, test, out,
                             work=Path(work), name=name, seed=seed, coverage=coverage,
                             description=description, heads=heads, anchors=anchors,
-                            extra={**previous, "backbones_from": f"{source.name} "
-                                   f"({model.name}), unchanged"}, start=start)
+                            extra={"backbones": metadata.get("backbones"),
+                                   "backbones_from": f"{source.name} ({model.name}), "
+                                                     "unchanged"}, start=start)
 
 
 def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: Any,
