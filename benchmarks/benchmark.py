@@ -115,7 +115,8 @@ def datasets(args: argparse.Namespace) -> list[tuple[Dataset, bool]]:
             photos, kinds = photos[:6], ["gaussian_blur", "jpeg", "gaussian_noise",
                                          "contrast_decrease"]
         synthetic = generate_synthetic(photos, args.synthetic, kinds=kinds, progress=True)
-        found.append((replace(severity_dataset(synthetic), name="synthetic_kodak"), False))
+        found.append((replace(severity_dataset(synthetic, target="level"), name="synthetic_kodak"),
+                      False))
     for spec in args.database:
         name, _, path = spec.partition("=")
         if not path:

@@ -22,8 +22,10 @@ from fusion.errors import (
 )
 from fusion.examples import EXAMPLE_NAMES, example_pair
 from fusion.features import (
+    fsim,
     full_reference_features,
     gmsd,
+    haarpsi,
     ms_ssim,
     mse,
     no_reference_features,
@@ -51,8 +53,10 @@ __all__ = [
     "ShapeMismatchError",
     "__version__",
     "example_pair",
+    "fsim",
     "full_reference_features",
     "gmsd",
+    "haarpsi",
     "load",
     "load_image",
     "load_pair",

@@ -109,13 +109,5 @@ class BackboneExtractor(Extractor):
     def quality_map(self, distorted: Image, reference: Image | None = None) -> QualityMap:
         """Per-patch qualities (0–100) painted at their positions (loaded images)."""
         _, grid, quality = self._outputs(distorted, reference)
-        height, width = grid.image_shape
-        total = np.zeros((max(height, grid.size), max(width, grid.size)))
-        count = np.zeros_like(total)
-        for (y, x), q in zip(grid.positions, quality, strict=True):
-            total[y : y + grid.size, x : x + grid.size] += 100.0 * float(q)
-            count[y : y + grid.size, x : x + grid.size] += 1
-        values = np.where(count > 0, total / np.maximum(count, 1), np.nan)[:height, :width]
-        return QualityMap(values.astype(np.float32), grid.positions.copy(),
-                          (100.0 * np.asarray(quality)).astype(np.float32), grid.size,
-                          self.backbone_name)
+        return QualityMap.from_patches(grid.positions, 100.0 * np.asarray(quality), grid.size,
+                                       grid.image_shape, self.backbone_name)

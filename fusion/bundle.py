@@ -129,6 +129,7 @@ def save_bundle(model: FusionModel, path: str | Path, *,
                   "interval": "split conformal", "coverage": float(model.interval_.coverage)},
         "extractors": extractors, "feature_names": list(model.feature_names),
         "working_pixels": model.working_pixels, "gate": gate,
+        "monotone": bool(model.monotone),
         **{k: v for k, v in (model.metadata or {}).items() if k not in training}, **training,
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
@@ -204,7 +205,8 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
             metadata["mode"], extractors, stacker, interval,
             name=f"{metadata['name']}@{sha256_of(folder / 'SHA256SUMS')[:8]}",
             metadata=metadata, working_pixels=metadata.get("working_pixels", WORKING_PIXELS),
-            gate=gate, anchor_score=None if gate_entry is None else gate_entry["anchor_score"])
+            gate=gate, anchor_score=None if gate_entry is None else gate_entry["anchor_score"],
+            monotone=metadata.get("monotone") is True)
     except ValueError as exc:  # e.g. extractors of the other mode than metadata's
         raise BundleError(f"{folder / 'metadata.json'}: {exc}") from exc
 

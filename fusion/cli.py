@@ -229,7 +229,8 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         backbone = {k: v for k, v in result.components.items() if k.endswith("_quality")}
         for key, value in backbone.items():
             print(f"  {key:<28} {value:7.2f}")
-        shown = [k for k in ("psnr", "ssim", "ms_ssim", "gmsd", "vifp", "noise_sigma",
+        shown = [k for k in ("psnr", "ssim", "ms_ssim", "gmsd", "vifp", "fsimc", "haarpsi",
+                             "noise_sigma",
                              "sharpness_laplacian_var", "blockiness") if k in result.components]
         print("  " + ", ".join(f"{k} {result.components[k]:.4g}" for k in shown))
         destroyed = result.components.get("destroyed_content_probability", 0.0)

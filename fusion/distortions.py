@@ -36,8 +36,10 @@ from numpy.typing import NDArray
 
 from fusion.datasets import Dataset, DatasetItem
 from fusion.io import BT601_LUMA_WEIGHTS
+from fusion.kadid import EXTENDED_LEVELS, KADID_TYPES
 
-__all__ = ["DISTORTIONS", "LEVELS", "distort", "generate_synthetic", "severity_dataset"]
+__all__ = ["DISTORTIONS", "KADID_DISTORTIONS", "LEVELS", "distort", "generate_synthetic",
+           "levels_of", "severity_dataset"]
 
 LEVELS = (1, 2, 3, 4, 5)
 Array = NDArray[np.float64]
@@ -155,6 +157,14 @@ _FUNCTIONS: dict[str, Callable[[Array, float, np.random.Generator], Array]] = {
 #: The distortion types, in a fixed order (their index enters the seeds).
 DISTORTIONS: tuple[str, ...] = tuple(_SETTINGS)
 
+#: KADID-10k's 25 types (:mod:`fusion.kadid`), levels 1–7 (6 and 7 beyond the database).
+KADID_DISTORTIONS: tuple[str, ...] = tuple(f"kadid_{t.name}" for t in KADID_TYPES)
+
+
+def levels_of(kind: str) -> tuple[int, ...]:
+    """The levels a distortion type has: 1–5, or 1–7 for the KADID-10k types."""
+    return EXTENDED_LEVELS if kind in KADID_DISTORTIONS else LEVELS
+
 
 def distort(image: RGB8, kind: str, level: int, *, seed: int = 0, image_index: int = 0) -> RGB8:
     """A distorted copy of a uint8 RGB image.
@@ -163,9 +173,9 @@ def distort(image: RGB8, kind: str, level: int, *, seed: int = 0, image_index: i
     ----------
     image : ndarray of uint8, shape (H, W, 3)
     kind : str
-        One of :data:`DISTORTIONS`.
+        One of :data:`DISTORTIONS` or :data:`KADID_DISTORTIONS`.
     level : int
-        1 (mildest) to 5.
+        1 (mildest) to 5, or to 7 for the KADID-10k types (:func:`levels_of`).
     seed, image_index : int
         The random stream is seeded by ``(seed, image_index, type)``, and for noise types
         also by ``level``: results do not depend on the order of generation, and a motion
@@ -182,23 +192,41 @@ def distort(image: RGB8, kind: str, level: int, *, seed: int = 0, image_index: i
     >>> distort(ref, "jpeg", 3).shape
     (240, 320, 3)
     """
-    if kind not in _SETTINGS:
-        import difflib
-
-        close = difflib.get_close_matches(kind, DISTORTIONS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown distortion {kind!r}{hint} (known: {', '.join(DISTORTIONS)})")
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    _check_kind(kind)
+    if level not in levels_of(kind):
+        raise ValueError(f"level of {kind!r} must be one of {levels_of(kind)}, got {level!r}")
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
             and image.shape[2] == 3):
         raise ValueError("image must be a uint8 RGB array of shape (H, W, 3)")
+    unit = image.astype(np.float64) / 255.0
+    if kind in KADID_DISTORTIONS:
+        from fusion._kadid_ops import OPERATIONS, map_min_max
+
+        number = KADID_DISTORTIONS.index(kind) + 1
+        per_level = kind not in ("kadid_motion_blur", "kadid_color_shift")
+        rng = np.random.default_rng([seed, image_index, 100 + number]
+                                    + ([level] if per_level else []))
+        kadid = KADID_TYPES[number - 1]
+        # the release stretches its input and its output to [0, 1] (mapmm)
+        distorted = OPERATIONS[kadid.name](map_min_max(unit), float(kadid.parameters[level - 1]),
+                                           rng)
+        return _to_uint8(map_min_max(np.clip(distorted, 0.0, 1.0)))
     kind_index = DISTORTIONS.index(kind)
     per_level = kind not in ("motion_blur",)
     key = [seed, image_index, kind_index] + ([level] if per_level else [])
     rng = np.random.default_rng(key)
-    unit = image.astype(np.float64) / 255.0
     return _to_uint8(_FUNCTIONS[kind](unit, float(_SETTINGS[kind][level - 1]), rng))
+
+
+def _check_kind(kind: str) -> None:
+    if kind in _SETTINGS or kind in KADID_DISTORTIONS:
+        return
+    import difflib
+
+    known = DISTORTIONS + KADID_DISTORTIONS
+    close = difflib.get_close_matches(kind, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown distortion {kind!r}{hint} (known: {', '.join(known)})")
 
 
 def generate_synthetic(
@@ -223,9 +251,10 @@ def generate_synthetic(
         A folder is searched for ``*.png``, ``*.bmp``, ``*.jpg``, ``*.tif`` (sorted).
     out_dir : folder
     kinds : sequence of str, optional
-        Distortion types (default: all of :data:`DISTORTIONS`).
+        Distortion types (default: all of :data:`DISTORTIONS`; :data:`KADID_DISTORTIONS`
+        makes KADID-10k's).
     levels : sequence of int
-        Levels to make (default 1–5).
+        Levels to make (default 1–5); a level a type does not have is skipped.
     seed : int
     max_side : int, optional
         Down-scale references (Lanczos) so that their longer side is at most this.
@@ -245,10 +274,9 @@ def generate_synthetic(
     (out / "distorted").mkdir(parents=True, exist_ok=True)
     chosen = list(kinds) if kinds is not None else list(DISTORTIONS)
     for kind in chosen:
-        if kind not in _SETTINGS:
-            raise ValueError(f"unknown distortion {kind!r} (known: {', '.join(DISTORTIONS)})")
+        _check_kind(kind)
     jobs = [(i, src, kind, level) for i, src in enumerate(sources) for kind in chosen
-            for level in levels]
+            for level in levels if level in levels_of(kind)]
     items = []
     bar = _progress(len(jobs), progress)
     references: dict[int, RGB8] = {}
@@ -282,13 +310,35 @@ def generate_synthetic(
     return dataset
 
 
-def severity_dataset(synthetic: Dataset) -> Dataset:
-    """A synthetic set with a severity target, and each reference against itself.
+def severity_dataset(synthetic: Dataset, *, target: str = "calibrated",
+                     score_file: str | Path | None = None) -> Dataset:
+    """A synthetic set with a target for each pair, and each reference against itself.
 
-    The score of a level-``k`` item is ``100·(1 − k/6)``; each reference is added paired
-    with itself as level 0 (score 100), so an undistorted pair is in distribution. These
-    are NOT human ratings: use them to train or check full-reference models where no
-    rated data exists, and say so.
+    Parameters
+    ----------
+    synthetic : Dataset
+        From :func:`generate_synthetic`.
+    target : {"calibrated", "level"}
+        ``"calibrated"`` (default): the human-calibrated target of each KADID-10k (type,
+        level), :func:`fusion.kadid.calibrated_targets` — the database's mean rating of
+        that group on 0–100, extrapolated past level 5; only the :data:`KADID_DISTORTIONS`
+        have one. ``"level"``: ``100·(1 − k/6)`` for level ``k`` of any type, which treats
+        level 3 of darkening as level 3 of JPEG (the old target).
+    score_file : path, optional
+        KADID-10k's ``names_with_mos.txt``; required for ``"calibrated"``.
+
+    Returns
+    -------
+    Dataset
+        Each reference is added paired with itself as level 0, target 100, so that an
+        undistorted pair is in distribution. The targets are NOT ratings of these
+        images: say so where a model trained on them is described.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``target``, a missing ``score_file``, or a type without a
+        calibrated target.
 
     Examples
     --------
@@ -296,23 +346,46 @@ def severity_dataset(synthetic: Dataset) -> Dataset:
     >>> from fusion.examples import example_paths
     >>> data = generate_synthetic([example_paths("coffee_jpeg")[0]], tempfile.mkdtemp(),
     ...                           kinds=["jpeg"], levels=[1, 5])
-    >>> [(i.level, round(i.score, 1)) for i in severity_dataset(data)]
+    >>> [(i.level, round(i.score, 1)) for i in severity_dataset(data, target="level")]
     [(1, 83.3), (5, 16.7), (0, 100.0)]
     """
     from dataclasses import replace
 
     from fusion.datasets import ScoreScale
 
-    items = [replace(i, score=100.0 * (1 - (i.level or 0) / 6), raw_score=float(i.level or 0))
-             for i in synthetic]
+    if target == "level":
+        items = [replace(i, score=100.0 * (1 - (i.level or 0) / 6),
+                         raw_score=float(i.level or 0)) for i in synthetic]
+        scale = ScoreScale(6.0, 0.0, higher_is_better=True, kind="severity")
+        rule = "target 100·(1 − level/6)"
+    elif target == "calibrated":
+        if score_file is None:
+            raise ValueError("target='calibrated' needs score_file= (KADID-10k's "
+                             "names_with_mos.txt); or pass target='level'")
+        from fusion.kadid import calibrated_targets
+
+        targets = calibrated_targets(score_file)
+        unknown = sorted({str(i.distortion) for i in synthetic
+                          if i.distortion not in KADID_DISTORTIONS})
+        if unknown:
+            raise ValueError(f"no calibrated target for {', '.join(unknown)}: only the KADID-10k "
+                             "types (KADID_DISTORTIONS) have one; pass target='level'")
+        items = [replace(i, score=targets[(str(i.distortion).removeprefix("kadid_"),
+                                           int(i.level or 0))], raw_score=float(i.level or 0))
+                 for i in synthetic]
+        scale = ScoreScale(100.0, 0.0, higher_is_better=True, kind="kadid-calibrated")
+        rule = ("target the KADID-10k mean rating of each (type, level) on 0–100, "
+                "extrapolated past level 5")
+    else:
+        raise ValueError(f"target must be 'calibrated' or 'level', got {target!r}")
     pristine = {i.content_id: i.reference for i in synthetic}
     items += [DatasetItem(image=ref, reference=ref, score=100.0, raw_score=0.0,
                           content_id=content, distortion="none", level=0)
               for content, ref in pristine.items() if ref is not None]
-    return replace(synthetic, items=tuple(items),
-                   scale=ScoreScale(6.0, 0.0, higher_is_better=True, kind="severity"),
+    return replace(synthetic, items=tuple(items), scale=scale,
                    description=f"{synthetic.description}, and each reference against itself "
-                               "(level 0); target 100·(1 − level/6); NOT human ratings")
+                               f"(level 0, target 100); {rule}; NOT human ratings of these "
+                               "images")
 
 
 def _pristine_paths(pristine: str | Path | Sequence[str | Path]) -> list[Path]:

@@ -168,6 +168,26 @@ class Image:
 
         return self.memoised(("reduced", factor), build)
 
+    def crop(self, top: int, left: int, height: int, width: int) -> Image:
+        """The ``height`` × ``width`` region at (``top``, ``left``), as a new image.
+
+        It reads the same source values with the same white level (no copy of the
+        source; its derived planes are computed afresh).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> load_image(np.zeros((40, 60), np.uint8)).crop(10, 20, 16, 16).shape
+        (16, 16)
+        """
+        rows, cols = self.shape
+        if not (top >= 0 and left >= 0 and height > 0 and width > 0
+                and top + height <= rows and left + width <= cols):
+            raise ValueError(f"crop ({top}, {left}, {height}, {width}) is outside the "
+                             f"{rows}×{cols} image")
+        source = self._source[top:top + height, left:left + width]
+        return Image(source, self._scale, self.integer_levels, self.name)
+
     def memoised(self, key: Any, compute: Callable[[], _T]) -> _T:
         """Return ``compute()``, computed once per image and key.
 

@@ -11,6 +11,7 @@ Nothing here imports TensorFlow or Keras.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from fusion.prediction import Prediction, QualityMap
 __all__ = ["FusionModel"]
 
 _PARAMS = ("mode", "extractors", "coverage", "calibration_fraction", "seed", "name",
-           "metadata", "working_pixels")
+           "metadata", "working_pixels", "monotone")
 
 #: Images above this many pixels are box-averaged to a working resolution below it
 #: before any feature is computed (see :meth:`fusion.io.Image.reduced`), so that time and
@@ -60,6 +61,11 @@ class FusionModel:
         that brings them under it before any extractor runs: the cost of a prediction is
         then flat above it (the backbone already samples at most a few patches). None
         computes at full resolution whatever the size.
+    monotone : bool, default False
+        Fit :func:`fusion.stacking.build_monotone_stacker`: the score can only rise with
+        each handcrafted feature in its known direction (``higher_is_better``), and
+        backbone columns are not used. The full-reference default is fitted this way; it
+        generalises to distortion families and severities it was not trained on.
 
     Attributes
     ----------
@@ -102,7 +108,7 @@ class FusionModel:
     def __init__(self, mode: str = "nr", extractors: Sequence[Extractor] = (), *,
                  coverage: float = 0.9, calibration_fraction: float = 0.2, seed: int = 0,
                  name: str = "fusion", metadata: Mapping[str, Any] | None = None,
-                 working_pixels: int | None = WORKING_PIXELS) -> None:
+                 working_pixels: int | None = WORKING_PIXELS, monotone: bool = False) -> None:
         self.mode = mode
         self.extractors = extractors
         self.coverage = coverage
@@ -111,6 +117,7 @@ class FusionModel:
         self.name = name
         self.metadata = metadata
         self.working_pixels = working_pixels
+        self.monotone = monotone
 
     # ----------------------------------------------------------------- configuration
 
@@ -142,6 +149,18 @@ class FusionModel:
     def feature_names(self) -> tuple[str, ...]:
         """The stacker's input columns: every extractor's features, in order."""
         return tuple(n for e in self.extractors for n in e.feature_names)
+
+    @property
+    def feature_directions(self) -> tuple[int, ...]:
+        """Per feature: +1 (higher = better), −1 (lower = better) or 0 (unknown).
+
+        From each extractor's ``higher_is_better``; backbone columns count as unknown
+        (their pooled qualities are in-sample on the training items, see
+        :mod:`fusion.stacking`).
+        """
+        return tuple(0 if isinstance(e, BackboneExtractor) or better is None
+                     else (1 if better else -1)
+                     for e in self.extractors for better in e.higher_is_better)
 
     @property
     def min_side(self) -> int:
@@ -197,7 +216,7 @@ class FusionModel:
         """
         from calibrators import ConformalInterval
         from fusion.splits import train_val_test_split
-        from fusion.stacking import build_stacker, grouped_splits
+        from fusion.stacking import build_monotone_stacker, build_stacker, grouped_splits
 
         self._check_configuration()
         if anchors is not None and self.mode != "nr":
@@ -229,7 +248,9 @@ class FusionModel:
             contents, fractions=(1 - self.calibration_fraction, self.calibration_fraction,
                                  0.0), seed=self.seed, scores=targets)
         splits = grouped_splits(contents[fit_part], targets[fit_part], seed=self.seed)
-        stacker = build_stacker(list(names), splits, seed=self.seed)
+        stacker = (build_monotone_stacker(list(names), self.feature_directions, splits,
+                                          seed=self.seed) if self.monotone
+                   else build_stacker(list(names), splits, seed=self.seed))
         stacker.fit(values[fit_part], targets[fit_part])
         self.interval_ = ConformalInterval(coverage=self.coverage).fit(
             stacker.predict(values[calibration]), targets[calibration])
@@ -270,10 +291,11 @@ class FusionModel:
                     interval: Any, *, name: str = "fusion",
                     metadata: Mapping[str, Any] | None = None,
                     working_pixels: int | None = WORKING_PIXELS, gate: Any = None,
-                    anchor_score: float | None = None) -> FusionModel:
+                    anchor_score: float | None = None, monotone: bool = False
+                    ) -> FusionModel:
         """A model from an already fitted stacker and interval (as a bundle stores them)."""
         model = cls(mode, tuple(extractors), coverage=float(interval.coverage), name=name,
-                    metadata=metadata, working_pixels=working_pixels)
+                    metadata=metadata, working_pixels=working_pixels, monotone=monotone)
         model._check_configuration()
         model.stacker_ = stacker
         model.interval_ = interval
@@ -454,8 +476,33 @@ class FusionModel:
         backbone = next((e for e in self.extractors if isinstance(e, BackboneExtractor)),
                         None)
         if backbone is None:
-            raise ValueError("this model has no backbone, so no per-patch quality map")
+            return self._handcrafted_map(distorted, reference)
         return backbone.quality_map(distorted, reference)
+
+    def _handcrafted_map(self, distorted: Image, reference: Image | None) -> QualityMap:
+        """The stacker's score of each patch (pair) of a grid, for a model without backbone.
+
+        Square patches of ``max(min_side, 192)`` pixels at half-patch steps, covering the
+        image (one patch, the whole image, when it is smaller); each is scored by the
+        model itself, so the map's scale is the score's.
+        """
+        height, width = distorted.shape
+        size = min(max(self.min_side, 192), height, width)
+
+        def starts(length: int) -> list[int]:
+            count = 1 + max(0, math.ceil((length - size) / (size / 2)))
+            return sorted({round(i * (length - size) / max(count - 1, 1)) for i in range(count)})
+
+        positions = np.array([(y, x) for y in starts(height) for x in starts(width)], np.intp)
+        rows = []
+        for y, x in positions:
+            parts = run_extractors(self.extractors, distorted.crop(y, x, size, size),
+                                   None if reference is None
+                                   else reference.crop(y, x, size, size))
+            rows.append([v for part in parts.values() for v in part.values()])
+        qualities = np.clip(self.stacker_.predict(np.asarray(rows)), 0.0, 100.0)
+        return QualityMap.from_patches(positions, qualities, size, (height, width),
+                                       "handcrafted")
 
     def _assemble(self, score: float, interval: NDArray[np.float64], gated: float,
                   values: dict[str, float], qmap: QualityMap | None) -> Prediction:

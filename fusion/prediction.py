@@ -15,13 +15,34 @@ __all__ = ["Prediction", "QualityMap"]
 
 @dataclass(frozen=True)
 class QualityMap:
-    """Per-patch quality of one backbone, as an image-sized map and as patches."""
+    """Per-patch quality, as an image-sized map and as patches.
+
+    ``backbone`` names the source of the patch qualities: a backbone's name, or
+    ``"handcrafted"`` for a model without backbone (its stacker on each patch pair).
+    """
 
     values: NDArray[np.float32]      # (H, W), mean quality of the patches covering a pixel
     positions: NDArray[np.intp]      # (n, 2) top-left corners
     patch_qualities: NDArray[np.float32]  # (n,) on 0–100
     patch_size: int
     backbone: str
+
+    @classmethod
+    def from_patches(cls, positions: NDArray[np.intp], qualities: NDArray[np.floating],
+                     size: int, shape: tuple[int, int], source: str) -> QualityMap:
+        """Paint square patches' qualities (0–100) into an ``shape``-sized map.
+
+        A pixel gets the mean quality of the patches covering it, NaN where none does.
+        """
+        height, width = shape
+        total = np.zeros((max(height, size), max(width, size)))
+        count = np.zeros_like(total)
+        for (y, x), q in zip(positions, qualities, strict=True):
+            total[y : y + size, x : x + size] += float(q)
+            count[y : y + size, x : x + size] += 1
+        values = np.where(count > 0, total / np.maximum(count, 1), np.nan)[:height, :width]
+        return cls(values.astype(np.float32), np.asarray(positions).copy(),
+                   np.asarray(qualities, dtype=np.float32), size, source)
 
     def overlay(self, image: ImageInput, *, alpha: float = 0.45) -> Any:
         """The image with the map blended over it (red = low quality, green = high)."""

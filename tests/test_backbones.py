@@ -311,7 +311,7 @@ def test_end_to_end_training_learns_blur_severity(tmp_path: Path) -> None:
     norm = model.get_layer("feature_norm")
     width = norm.get_weights()[0].shape
     norm.set_weights([np.zeros(width), np.ones(width), *norm.get_weights()[2:]])
-    items = decode_items(severity_dataset(synthetic), "nr")
+    items = decode_items(severity_dataset(synthetic, target="level"), "nr")
     search_stage(model, items, name="blur", trials=1, seed=0, patches_per_image=16,
                  max_patches=16, max_epochs=12, patience=12,
                  fixed={"learning_rate": 1e-3, "batch_size": 16})

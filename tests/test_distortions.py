@@ -38,7 +38,7 @@ def test_seeded_and_order_independent() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="did you mean 'jpeg'"):
         distort(REFERENCES[0], "jpge", 1)
-    with pytest.raises(ValueError, match="level must be one of"):
+    with pytest.raises(ValueError, match="level of 'jpeg' must be one of"):
         distort(REFERENCES[0], "jpeg", 6)
     with pytest.raises(ValueError, match="uint8 RGB"):
         distort(REFERENCES[0].astype(float), "jpeg", 1)

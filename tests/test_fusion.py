@@ -86,6 +86,49 @@ def test_stacker_blocks_grouped_cv_and_weights(rng: np.random.Generator) -> None
     assert np.corrcoef(prediction, scores)[0, 1] > 0.9
 
 
+def test_monotone_stacker_never_inverts_a_feature(rng: np.random.Generator) -> None:
+    from fusion.stacking import build_monotone_stacker
+
+    names, values, scores, groups = _table(rng)
+    values[:, 6] = -values[:, 6]  # make "ssim" a lower-is-better column
+    directions = [0, 0, 0, 0, 0, 1, -1]  # backbone columns have no known direction
+    stacker = build_monotone_stacker(names, directions, grouped_splits(groups, scores))
+    stacker.fit(values, scores)
+    assert set(learner_contributions(stacker)) == {"monotone_gbm", "aligned_linear"}
+    base = values[rng.choice(len(values), 50)]
+    start = stacker.predict(base)
+    for column, direction in enumerate(directions):
+        for step in (0.05, 0.5, 5.0):  # far outside the training range too
+            moved = base.copy()
+            moved[:, column] += step
+            change = stacker.predict(moved) - start
+            if direction == 0:
+                np.testing.assert_allclose(change, 0.0, atol=1e-9)
+            else:
+                assert np.all(direction * change >= -1e-9), (names[column], step)
+    with pytest.raises(ValueError, match="at least one feature with a direction"):
+        build_monotone_stacker(names, [0] * 7, 3)
+    with pytest.raises(ValueError, match="7 directions for 6 features"):
+        build_monotone_stacker(names[:6], directions, 3)
+
+
+def test_monotone_fusion_model_survives_a_bundle(small_fr_model: FusionModel,
+                                                  tmp_path: Path) -> None:
+    from sklearn.base import clone
+
+    x = np.asarray([list(fusion.full_reference_features(*fusion.example_pair(n)).values())
+                    for n in fusion.EXAMPLE_NAMES])
+    model = clone(small_fr_model).set_params(monotone=True)
+    rows = np.repeat(x, 8, axis=0) + np.random.default_rng(0).normal(0, 1e-3, (24, x.shape[1]))
+    targets = np.tile(np.linspace(20, 90, 8), 3)
+    model.fit(rows, targets, groups=np.repeat(["a", "b", "c"], 8))
+    assert model.feature_directions == (-1, 1, 1, 1, -1, 1, 1, 1, 1)
+    fusion.save(model, tmp_path / "bundle")
+    loaded = fusion.load(tmp_path / "bundle")
+    assert loaded.monotone and loaded.metadata["monotone"] is True
+    np.testing.assert_allclose(loaded.predict_matrix(x)[0], model.predict_matrix(x)[0])
+
+
 # ------------------------------------------------------------------ the estimator
 
 
@@ -107,26 +150,27 @@ def test_fusion_model_follows_the_estimator_pattern(small_fr_model: FusionModel)
     with pytest.raises(ValueError, match="unknown parameter"):
         unfitted.set_params(colour="red")
     # fitted attributes end with "_"; fit returns the model itself
-    assert small_fr_model.n_features_in_ == len(small_fr_model.feature_names) == 6
+    assert small_fr_model.n_features_in_ == len(small_fr_model.feature_names) == 9
     assert FusionModel("nr", FULL_REFERENCE_EXTRACTORS).get_params()["mode"] == "nr"
 
 
 def test_fit_refuses_bad_input(small_fr_model: FusionModel) -> None:
     rng = np.random.default_rng(0)
-    values, scores = rng.random((30, 6)), rng.random(30) * 100
+    width = len(FusionModel("fr", FULL_REFERENCE_EXTRACTORS).feature_names)
+    values, scores = rng.random((30, width)), rng.random(30) * 100
     groups = np.repeat(np.arange(10), 3).astype(str)
     with pytest.raises(ValueError, match="do not work in mode 'nr'"):
         FusionModel("nr", FULL_REFERENCE_EXTRACTORS).fit(values, scores, groups=groups)
     with pytest.raises(ValueError, match="mode must be"):
         FusionModel("xr", FULL_REFERENCE_EXTRACTORS).fit(values, scores, groups=groups)
-    with pytest.raises(ValueError, match=r"expected \(30, 6\)"):
+    with pytest.raises(ValueError, match=rf"expected \(30, {width}\)"):
         FusionModel("fr", FULL_REFERENCE_EXTRACTORS).fit(values[:, :5], scores, groups=groups)
     with pytest.raises(ValueError, match="groups have shape"):
         FusionModel("fr", FULL_REFERENCE_EXTRACTORS).fit(values, scores, groups=groups[:5])
     values[3, 2] = np.nan
     with pytest.raises(ValueError, match="must be finite"):
         FusionModel("fr", FULL_REFERENCE_EXTRACTORS).fit(values, scores, groups=groups)
-    with pytest.raises(ValueError, match=r"expected \(n_items, 6\)"):
+    with pytest.raises(ValueError, match=rf"expected \(n_items, {width}\)"):
         small_fr_model.predict_matrix(np.zeros((2, 5)))
 
 
@@ -159,8 +203,15 @@ def test_model_refuses_the_wrong_call(small_fr_model: FusionModel) -> None:
         small_fr_model.predict(distorted)
     with pytest.raises(ValueError, match="reference has shape"):
         small_fr_model.predict(distorted[:200], reference)
-    with pytest.raises(ValueError, match="no backbone"):
-        small_fr_model.predict(distorted, reference, quality_map=True)
+    # a model without backbone maps its own score of each patch pair
+    mapped = small_fr_model.predict(distorted, reference, quality_map=True).quality_map
+    assert mapped is not None and mapped.backbone == "handcrafted"
+    tiny = small_fr_model.min_side  # one patch: the whole (smallest accepted) image
+    whole = small_fr_model.predict(distorted[:tiny, :tiny], reference[:tiny, :tiny],
+                                   quality_map=True)
+    assert whole.quality_map is not None and len(whole.quality_map.positions) == 1
+    assert whole.quality_map.patch_qualities[0] == pytest.approx(
+        float(np.clip(whole.score, 0, 100)), abs=1e-4)
 
 
 # ------------------------------------------------------------------ bundles
@@ -305,8 +356,8 @@ def test_default_models_predict(mode: str) -> None:
     assert 0 <= result.score <= 100 and result.mode == mode
     assert result.interval[0] <= result.score <= result.interval[1]
     assert result.model.startswith(f"default_{mode}@")
-    assert any(k.endswith("_quality") for k in result.components)
     if mode == "nr":
+        assert any(k.endswith("_quality") for k in result.components)
         with pytest.raises(ValueError, match="no-reference model"):
             fusion.api.default_model("nr").predict(distorted, reference)
         model = fusion.api.default_model("nr")
@@ -324,13 +375,15 @@ def test_default_models_predict(mode: str) -> None:
     else:
         clean = fusion.predict(reference, reference).score
         assert clean > result.score  # the pristine reference against itself is better
-        # the shipped trunk/head parts compute what the six-channel graph computes
-        backbone = fusion.api.default_model("fr").extractors[0]
-        assert backbone.pair_runtime is not None  # type: ignore[attr-defined]
-        ref, dist = (np.asarray(a, np.float32) / 255.0 for a in (reference, distorted))
-        whole = backbone.runtime.image_vector(dist, ref)[0]  # type: ignore[attr-defined]
-        split = backbone.pair_runtime.image_vector(dist, ref)[0]  # type: ignore[attr-defined]
-        np.testing.assert_allclose(split, whole, atol=1e-4)
+        model = fusion.api.default_model("fr")
+        assert model.monotone and {"haarpsi", "fsimc", "ms_ssim"} <= set(result.components)
+        # no backbone: the map is the model's own score of each patch pair
+        mapped = model.predict(distorted, reference, quality_map=True).quality_map
+        assert mapped is not None and mapped.backbone == "handcrafted"
+        assert mapped.values.shape == distorted.shape[:2] and not np.isnan(mapped.values).any()
+        assert np.all((mapped.patch_qualities >= 0) & (mapped.patch_qualities <= 100))
+        own = model.predict(reference, reference, quality_map=True).quality_map
+        assert own is not None and own.values.mean() > mapped.values.mean()
 
 
 # ------------------------------------------------------------------ the anchor gate

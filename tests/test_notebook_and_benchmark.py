@@ -98,3 +98,26 @@ def test_benchmark_quick_mode_writes_its_outputs(shared_data: Path, tmp_path: Pa
     assert markdown.strip() in result.stdout
     for png in ("srcc.png", "scatter_clive.png", "scatter_synthetic_kodak.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_fr_calibrated_quick_mode_reports_every_family(shared_data: Path,
+                                                       tmp_path: Path) -> None:
+    kadid = shared_data / "score_files" / "kadid10k" / "names_with_mos.txt"
+    if not (kadid.is_file() and (shared_data / "pristine" / "kodak").is_dir()):
+        pytest.skip("needs score_files/kadid10k and pristine/kodak in the shared data")
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "fr_calibrated.py"), "--quick",
+         "--jobs", "1", "--out", str(tmp_path), "--data", str(shared_data)],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "quick" / "report.json").read_text())
+    assert report["n"] == 6 * 25 * 3 + 6  # six references, three levels, and themselves
+    from fusion.kadid import FAMILIES
+
+    assert set(report["leave_one_family_out"]) == set(FAMILIES)
+    for family in report["leave_one_family_out"].values():
+        assert -1.0 <= family["monotone"] <= 1.0 and len(family["singles"]) == 9
+    fused = report["kfold"]["fused (monotone)"]
+    # against the calibrated targets, the fused score must at least rank sensibly
+    assert fused["srcc"] > 0.7 and "## Leave-one-family-out" in result.stdout

@@ -91,7 +91,8 @@ def test_monotone_in_severity(name: str, distortion: str, reference: np.ndarray)
 
 def test_extractors_are_versioned_and_named() -> None:
     keys = [e.key for e in FULL_REFERENCE_EXTRACTORS]
-    assert keys == ["psnr_V1", "ssim_V1", "ms_ssim_V1", "gmsd_V1", "vifp_V1"]
+    assert keys == ["psnr_V1", "ssim_V1", "ms_ssim_V1", "gmsd_V1", "vifp_V1", "fsim_V1",
+                    "haarpsi_V1"]
     for extractor in FULL_REFERENCE_EXTRACTORS:
         assert isinstance(extractor.version, int) and extractor.version >= 1
         assert extractor.key in repr(extractor)

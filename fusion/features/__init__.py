@@ -8,11 +8,14 @@ reference=None)``, as pyiqa's metrics.
 """
 
 from fusion.features.contract import Extractor, check_finite, load_for, run_extractors
+from fusion.features.fsim import fsim
 from fusion.features.full_reference import (
     FULL_REFERENCE_EXTRACTORS,
     PSNR_CAP_DB,
+    FSIMExtractor,
     FullReferenceExtractor,
     GMSDExtractor,
+    HaarPSIExtractor,
     MSSSIMExtractor,
     PSNRExtractor,
     SSIMExtractor,
@@ -20,6 +23,7 @@ from fusion.features.full_reference import (
     full_reference_features,
 )
 from fusion.features.gmsd import gmsd
+from fusion.features.haarpsi import haarpsi
 from fusion.features.ms_ssim import ms_ssim
 from fusion.features.no_reference import (
     NO_REFERENCE_EXTRACTORS,
@@ -39,8 +43,10 @@ __all__ = [
     "PSNR_CAP_DB",
     "CuesExtractor",
     "Extractor",
+    "FSIMExtractor",
     "FullReferenceExtractor",
     "GMSDExtractor",
+    "HaarPSIExtractor",
     "MSSSIMExtractor",
     "NSSExtractor",
     "NoReferenceExtractor",
@@ -49,8 +55,10 @@ __all__ = [
     "SSIMExtractor",
     "VIFpExtractor",
     "check_finite",
+    "fsim",
     "full_reference_features",
     "gmsd",
+    "haarpsi",
     "load_for",
     "ms_ssim",
     "mse",

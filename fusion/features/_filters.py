@@ -193,6 +193,32 @@ def luma_pyramid(image: Image, level: int) -> Plane:
     )
 
 
+def boxed_rgb255(image: Image, factor: int) -> NDArray[np.float64]:
+    """The colour planes on the 0–255 scale, box-averaged ``factor``×, float64.
+
+    Averaged as ``conv2`` with zero padding, then every ``factor``-th pixel kept;
+    computed once per image. Integer sources are read as their integer values (the
+    authors' MATLAB code reads the uint8 image); a grey image has one plane. Averaging
+    commutes with the linear colour transform (YIQ) that FSIM and HaarPSI apply
+    afterwards, so it is done first.
+    """
+    def build() -> NDArray[np.float64]:
+        source = image.source if image.source.ndim == 3 else image.source[:, :, None]
+        if image.integer_levels is None:  # floats: white level → 255
+            planes = (image.rgb if image.source.ndim == 3 else image.luma[:, :, None])
+            values = np.asarray(planes, dtype=np.float64) * 255.0
+        else:
+            values = np.asarray(source, dtype=np.float64)
+            if image.integer_levels != 255:
+                values *= 255.0 / image.integer_levels
+        boxed = np.stack([box_downsample(values[:, :, c], factor, "zero").astype(np.float64)
+                          for c in range(values.shape[2])], axis=2)
+        boxed.flags.writeable = False
+        return boxed
+
+    return image.memoised(("rgb255_box", factor), build)
+
+
 def _frozen(plane: Plane) -> Plane:
     plane.flags.writeable = False
     return plane

@@ -15,7 +15,9 @@ from typing import ClassVar
 import numpy as np
 
 from fusion.features.contract import Extractor, Mode, run_extractors
+from fusion.features.fsim import FSIM_MIN_SIDE, fsim_of
 from fusion.features.gmsd import gms_map_of
+from fusion.features.haarpsi import HAARPSI_MIN_SIDE, haarpsi_of
 from fusion.features.ms_ssim import MS_SSIM_MIN_SIDE, ms_ssim_of
 from fusion.features.psnr import PSNR_CAP_DB, mean_squared_error, psnr_from_mse
 from fusion.features.ssim import SSIM_WINDOW, auto_downsample_factor, ssim_map_of
@@ -25,8 +27,10 @@ from fusion.io import Image, ImageInput
 __all__ = [
     "FULL_REFERENCE_EXTRACTORS",
     "PSNR_CAP_DB",
+    "FSIMExtractor",
     "FullReferenceExtractor",
     "GMSDExtractor",
+    "HaarPSIExtractor",
     "MSSSIMExtractor",
     "PSNRExtractor",
     "SSIMExtractor",
@@ -122,6 +126,34 @@ class VIFpExtractor(FullReferenceExtractor):
         return {"vifp": vifp_of(reference, distorted)}
 
 
+class FSIMExtractor(FullReferenceExtractor):
+    """FSIM and FSIMc (``FeatureSIM.m``): phase congruency and gradient similarity."""
+
+    name = "fsim"
+    version = 1
+    feature_names = ("fsim", "fsimc")
+    higher_is_better = (True, True)
+    min_side = FSIM_MIN_SIDE
+
+    def _pair(self, reference: Image, distorted: Image) -> dict[str, float]:
+        """FSIM (luma) and FSIMc (with the I/Q chroma term)."""
+        return fsim_of(reference, distorted)
+
+
+class HaarPSIExtractor(FullReferenceExtractor):
+    """HaarPSI (the authors' ``haarpsi.py``): Haar wavelet similarity, logistic pooling."""
+
+    name = "haarpsi"
+    version = 1
+    feature_names = ("haarpsi",)
+    higher_is_better = (True,)
+    min_side = HAARPSI_MIN_SIDE
+
+    def _pair(self, reference: Image, distorted: Image) -> dict[str, float]:
+        """HaarPSI with the chroma term for colour pairs."""
+        return {"haarpsi": haarpsi_of(reference, distorted)}
+
+
 #: The full-reference handcrafted block of the fusion model, in output order.
 FULL_REFERENCE_EXTRACTORS: tuple[FullReferenceExtractor, ...] = (
     PSNRExtractor(),
@@ -129,6 +161,8 @@ FULL_REFERENCE_EXTRACTORS: tuple[FullReferenceExtractor, ...] = (
     MSSSIMExtractor(),
     GMSDExtractor(),
     VIFpExtractor(),
+    FSIMExtractor(),
+    HaarPSIExtractor(),
 )
 
 
@@ -167,7 +201,7 @@ def full_reference_features(
     >>> import fusion
     >>> ref, dist = fusion.example_pair("coffee_jpeg")
     >>> sorted(full_reference_features(ref, dist))
-    ['gmsd', 'ms_ssim', 'mse', 'psnr', 'ssim', 'vifp']
+    ['fsim', 'fsimc', 'gmsd', 'haarpsi', 'ms_ssim', 'mse', 'psnr', 'ssim', 'vifp']
 
     """
     parts = run_extractors(extractors, distorted, reference)

@@ -235,7 +235,7 @@ def _train_end_to_end(name: str, dataset: Any, pretrain: Any, out: Path, *, mode
                               "progress": progress}
     stages = []
     if pretrain is not None:
-        items = decode_items(severity_dataset(pretrain), mode)
+        items = decode_items(severity_dataset(pretrain, target="level"), mode)
         stages.append(search_stage(model, items, name="stage 1 (synthetic severity)",
                                    trials=1, max_epochs=pretrain_epochs,
                                    fixed={"learning_rate": 1e-3, "batch_size": 32}, **common))

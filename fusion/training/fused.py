@@ -75,11 +75,14 @@ def heldout_split(dataset: Dataset, *, test_fraction: float = 0.2, seed: int = 0
 def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...] =
                  ("efficientnet_lite0",), work: str | Path, name: str, seed: int = 0,
                  test_fraction: float = 0.2, trials: int = 3, coverage: float = 0.9,
-                 description: str = "", reuse_backbones: bool = False) -> dict[str, Any]:
+                 description: str = "", reuse_backbones: bool = False,
+                 monotone: bool = False) -> dict[str, Any]:
     """Train, measure and save a fused model; returns the held-out report.
 
     ``reuse_backbones`` reuses backbones already trained in ``work`` with the same split
-    (their ``<name>_<mode>.json`` report), instead of training them again.
+    (their ``<name>_<mode>.json`` report), instead of training them again; ``backbones=()``
+    fuses the handcrafted features alone. ``monotone`` fits the monotone stacker
+    (:class:`fusion.FusionModel`), which uses no backbone column.
     """
     start = time.perf_counter()
     work = Path(work)
@@ -110,7 +113,8 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
                        else NO_REFERENCE_EXTRACTORS)
     return _fit_report_save(dataset, extractors, train, test, out, work=work, name=name,
                             seed=seed, coverage=coverage, description=description,
-                            heads=heads, extra={"backbones": backbone_reports}, start=start)
+                            heads=heads, extra={"backbones": backbone_reports}, start=start,
+                            monotone=monotone)
 
 
 def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
@@ -143,13 +147,15 @@ def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
                             description=description, heads=heads, anchors=anchors,
                             extra={"backbones": metadata.get("backbones"),
                                    "backbones_from": f"{source.name} ({model.name}), "
-                                                     "unchanged"}, start=start)
+                                                     "unchanged"}, start=start,
+                            monotone=model.monotone)
 
 
 def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: Any,
                      out: str | Path, *, work: Path, name: str, seed: int, coverage: float,
                      description: str, heads: dict[str, Path], extra: dict[str, Any],
-                     start: float, anchors: Dataset | None = None) -> dict[str, Any]:
+                     start: float, anchors: Dataset | None = None,
+                     monotone: bool = False) -> dict[str, Any]:
     """Features, stacker fit on the training part (+ anchors), held-out report, bundle."""
     work.mkdir(parents=True, exist_ok=True)
     cache = work / "features.h5"
@@ -175,7 +181,7 @@ def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: 
         anchor_note = {"items": len(anchors), "description": anchors.description,
                        "used_for": use}
     fused = FusionModel(dataset.mode, extractors, coverage=coverage, seed=seed,
-                        name=name).fit(values, targets, groups=contents,
+                        name=name, monotone=monotone).fit(values, targets, groups=contents,
                                        anchors=gate_anchors, anchor_score=anchor_score)
     report = _held_out_report(fused, table, scores, test_ok)
     report["seconds"] = round(time.perf_counter() - start, 1)
