@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/fr_calibrated.py [--jobs 2] [--folds 5] [--data ../shared/data]
     python benchmarks/fr_calibrated.py --quick    # 6 Kodak references, levels 1/4/7, 3 folds
+    python benchmarks/fr_calibrated.py --deep     # also the deep-feature similarity
 
 Builds (or resumes) the set of :mod:`fusion.training.calibrated` — KADID-10k's 25
 distortions at levels 1–7 of the Kodak, package and best-CLIVE references, each with the
@@ -69,7 +70,8 @@ def build(data: Path, jobs: int, *, quick: bool, work: Path) -> Dataset:
                                 jobs=jobs, progress=True)
 
 
-def features(dataset: Dataset, jobs: int, work: Path) -> np.ndarray:
+def features(dataset: Dataset, jobs: int, work: Path,
+             extractors: tuple[Any, ...]) -> np.ndarray:
     """Handcrafted features of every item, ``jobs`` processes, one cache per part."""
     from joblib import Parallel, delayed
 
@@ -82,7 +84,7 @@ def features(dataset: Dataset, jobs: int, work: Path) -> np.ndarray:
         if merged.is_file() and not (work / f"features_{p}.h5").is_file():
             shutil.copyfile(merged, work / f"features_{p}.h5")
     tables = Parallel(n_jobs=jobs)(
-        delayed(compute_features)(dataset.subset(part), FULL_REFERENCE_EXTRACTORS,
+        delayed(compute_features)(dataset.subset(part), extractors,
                                   cache=work / f"features_{p}.h5", progress=p == 0)
         for p, part in enumerate(parts))
     values = np.full((len(dataset), len(tables[0].feature_names)), np.nan)
@@ -97,9 +99,9 @@ def features(dataset: Dataset, jobs: int, work: Path) -> np.ndarray:
 
 def fused_predictions(values: np.ndarray, targets: np.ndarray, contents: np.ndarray,
                       train: np.ndarray, test: np.ndarray, *, monotone: bool,
-                      seed: int) -> np.ndarray:
+                      seed: int, extractors: tuple[Any, ...]) -> np.ndarray:
     """Fit a full-reference FusionModel on ``train`` and predict ``test``."""
-    model = FusionModel("fr", FULL_REFERENCE_EXTRACTORS, seed=seed, monotone=monotone)
+    model = FusionModel("fr", extractors, seed=seed, monotone=monotone)
     model.fit(values[train], targets[train], groups=contents[train])
     return np.asarray(model.predict_matrix(values[test])[0])
 
@@ -112,7 +114,8 @@ def single_feature_srcc(values: np.ndarray, targets: np.ndarray, index: np.ndarr
 
 
 def cross_validated(values: np.ndarray, targets: np.ndarray, contents: np.ndarray,
-                    folds: int, *, monotone: bool, seed: int = 0,
+                    folds: int, *, monotone: bool, extractors: tuple[Any, ...],
+                    seed: int = 0,
                     train_mask: np.ndarray | None = None,
                     test_mask: np.ndarray | None = None,
                     fit_targets: np.ndarray | None = None) -> np.ndarray:
@@ -127,7 +130,8 @@ def cross_validated(values: np.ndarray, targets: np.ndarray, contents: np.ndarra
             test = test[test_mask[test]]
         if test.size:
             predicted[test] = fused_predictions(values, fit_on, contents, train, test,
-                                                monotone=monotone, seed=seed + fold)
+                                                monotone=monotone, seed=seed + fold,
+                                                extractors=extractors)
     return predicted
 
 
@@ -139,17 +143,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="6 Kodak references, levels 1/4/7, 3 folds, in a separate folder")
     parser.add_argument("--out", type=Path, default=WORK)
+    parser.add_argument("--deep", action="store_true",
+                        help="add the deep-feature similarity (fusion.features.deep_similarity)")
     args = parser.parse_args(argv)
+    extractors: tuple[Any, ...] = FULL_REFERENCE_EXTRACTORS
+    if args.deep:
+        from fusion.features.deep_similarity import DeepSimilarityExtractor
+
+        extractors = (*FULL_REFERENCE_EXTRACTORS, DeepSimilarityExtractor())
     work = args.out / "quick" if args.quick else args.out
     work.mkdir(parents=True, exist_ok=True)
     folds = 3 if args.quick else args.folds
     started = time.perf_counter()
     dataset = build(args.data, args.jobs, quick=args.quick, work=work)
-    values = features(dataset, args.jobs, work)
+    values = features(dataset, args.jobs, work, extractors)
     targets = dataset.scores
     contents = dataset.content_ids
-    names = [n for e in FULL_REFERENCE_EXTRACTORS for n in e.feature_names]
-    signs = [1 if b else -1 for e in FULL_REFERENCE_EXTRACTORS for b in e.higher_is_better]
+    names = [n for e in extractors for n in e.feature_names]
+    signs = [1 if b else -1 for e in extractors for b in e.higher_is_better]
     distortions = [str(d) for d in dataset.distortions]
     family = np.array([kadid_type(d).family if d != "none" else "none" for d in distortions])
     groups = np.array([group_of(c) for c in contents])
@@ -162,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     distorted = family != "none"
     rows = {}
     for label, monotone in (("fused (monotone)", True), ("fused (unconstrained)", False)):
-        predicted = cross_validated(values, targets, contents, folds, monotone=monotone)
+        predicted = cross_validated(values, targets, contents, folds, monotone=monotone,
+                                    extractors=extractors)
         rows[label] = predicted
     kfold: dict[str, Any] = {}
     print(f"## Content-disjoint {folds}-fold, distorted pairs, vs calibrated target")
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, monotone in (("monotone", True), ("unconstrained", False)):
             predicted = cross_validated(values, targets, contents, folds,
                                         monotone=monotone, train_mask=~test_mask,
-                                        test_mask=test_mask)
+                                        test_mask=test_mask, extractors=extractors)
             result[label] = evaluate(predicted[test_mask], targets[test_mask],
                                      logistic=None)["srcc"]
         singles = single_feature_srcc(values, targets, np.flatnonzero(test_mask), names, signs)
@@ -218,15 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     # 3. calibrated against level target
     level_target = np.where(levels > 0, 100.0 * (1 - np.minimum(levels, 6) / 6), 100.0)
     predicted = cross_validated(values, targets, contents, folds, monotone=True,
-                                fit_targets=level_target)
+                                fit_targets=level_target, extractors=extractors)
     versus = evaluate(predicted[distorted], targets[distorted], logistic=None)["srcc"]
     report["level_target_srcc"] = versus
     print(f"\nTrained on the level target 100·(1 − level/6) instead: SRCC {versus:.3f} "
           f"against the calibrated target (calibrated: "
           f"{kfold['fused (monotone)']['srcc']:.3f}).")
     report["seconds"] = time.perf_counter() - started
-    (work / "report.json").write_text(json.dumps(report, indent=1))
-    print(f"\n{report['seconds']:.0f} s; report in {work / 'report.json'}")
+    name = "report_deep.json" if args.deep else "report.json"
+    (work / name).write_text(json.dumps(report, indent=1))
+    print(f"\n{report['seconds']:.0f} s; report in {work}")
     return 0
 
 

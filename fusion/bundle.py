@@ -57,9 +57,12 @@ TRUSTED_TYPES = [
 
 
 def _handcrafted_extractors() -> dict[str, Extractor]:
+    """Every extractor a bundle names by key alone (no file of the bundle's own)."""
     from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS
+    from fusion.features.deep_similarity import DeepSimilarityExtractor
 
-    return {e.key: e for e in (*FULL_REFERENCE_EXTRACTORS, *NO_REFERENCE_EXTRACTORS)}
+    known = (*FULL_REFERENCE_EXTRACTORS, *NO_REFERENCE_EXTRACTORS, DeepSimilarityExtractor())
+    return {e.key: e for e in known}
 
 
 def save_bundle(model: FusionModel, path: str | Path, *,

@@ -482,12 +482,12 @@ class FusionModel:
     def _handcrafted_map(self, distorted: Image, reference: Image | None) -> QualityMap:
         """The stacker's score of each patch (pair) of a grid, for a model without backbone.
 
-        Square patches of ``max(min_side, 192)`` pixels at half-patch steps, covering the
-        image (one patch, the whole image, when it is smaller); each is scored by the
-        model itself, so the map's scale is the score's.
+        Square patches of ``max(min_side, 192, ⌈longer side / 3⌉)`` pixels (at most the
+        shorter side) at half-patch steps, so at most 5 × 5 of them; each is scored by
+        the model itself, so the map's scale is the score's.
         """
         height, width = distorted.shape
-        size = min(max(self.min_side, 192), height, width)
+        size = min(max(self.min_side, 192, math.ceil(max(height, width) / 3)), height, width)
 
         def starts(length: int) -> list[int]:
             count = 1 + max(0, math.ceil((length - size) / (size / 2)))
