@@ -8,7 +8,8 @@ Usage::
 Accuracy, per database and mode, content-disjoint k-fold (``ContentKFold``, seeded):
 
 * the fused model (:meth:`fusion.FusionModel.fit` on the training folds, with the
-  default model's extractors: its backbone and the handcrafted features);
+  default model's extractors and stacker kind: the no-reference backbone and handcrafted
+  features, the full-reference monotone stacker on handcrafted features);
 * each backbone alone: ridge on its pooled trunk features (fitted per fold), and its own
   pooled quality (the heads shipped in the default bundle, not refitted);
 * each handcrafted family alone (RBF SVR per fold) and each handcrafted feature with a
@@ -197,7 +198,8 @@ def accuracy(dataset: Dataset, human: bool, args: argparse.Namespace,
                     names.index(f"bb:{e.backbone_name}:q_weighted"))
                    for e in extractors if isinstance(e, BackboneExtractor)]
     for fold, (train, test) in enumerate(ContentKFold(args.folds, seed=args.seed).split(data)):
-        model = FusionModel(data.mode, extractors, seed=args.seed + fold).fit(
+        model = FusionModel(data.mode, extractors, seed=args.seed + fold,
+                            monotone=default_model(data.mode).monotone).fit(
             x[train], y[train], groups=groups[train])
         fused, intervals = model.predict_matrix(x[test])
         bench.add("fused", fused, y[test])
@@ -263,8 +265,9 @@ def cross_database(sets: list[tuple[Dataset, bool, Any]], seed: int) -> list[dic
             if train_set is test_set or not (human_a and human_b) or \
                     train_set.mode != test_set.mode:
                 continue
-            extractors = default_model(train_set.mode).extractors
-            model = FusionModel(train_set.mode, extractors, seed=seed).fit(
+            default = default_model(train_set.mode)
+            model = FusionModel(train_set.mode, default.extractors, seed=seed,
+                                monotone=default.monotone).fit(
                 x_a, y_a, groups=data_a.content_ids)
             predicted, _ = model.predict_matrix(x_b)
             metrics = evaluate(predicted, y_b, logistic=5)

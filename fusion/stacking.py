@@ -94,7 +94,12 @@ def build_monotone_stacker(feature_names: Sequence[str], directions: Sequence[in
     better) are used; the others (backbone trunk features, whose direction is unknown) are
     dropped. Base learners:
 
-    * ``monotone_gbm``: gradient-boosted trees with ``monotonic_cst`` = the directions;
+    * ``monotone_additive_gbm``: gradient-boosted trees with ``monotonic_cst`` = the
+      directions and no interactions (``interaction_cst``: each tree uses one feature), a
+      sum of monotone one-feature curves. Interactions fit the distortion families seen
+      in training better (content-disjoint 5-fold SRCC 0.919 against 0.911 on the
+      KADID-calibrated set) but generalise worse to a family left out (at or above the
+      best single feature on 2 of 6 held-out families against 3 of 6);
     * ``aligned_linear``: a non-negative linear regression on the standardised features,
       lower-is-better ones negated (so every weight says "better feature, better score").
 
@@ -133,13 +138,14 @@ def build_monotone_stacker(feature_names: Sequence[str], directions: Sequence[in
                                   ("lower", FunctionTransformer(np.negative), lower)],
                                  remainder="drop")
 
+    width = higher.size + lower.size
     learners = [
-        ("monotone_gbm", Pipeline([
+        ("monotone_additive_gbm", Pipeline([
             ("align", aligned()),
             ("gbm", HistGradientBoostingRegressor(
                 max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20,
-                l2_regularization=1.0, monotonic_cst=[1] * (higher.size + lower.size),
-                random_state=seed))])),
+                l2_regularization=1.0, monotonic_cst=[1] * width,
+                interaction_cst=[[i] for i in range(width)], random_state=seed))])),
         ("aligned_linear", Pipeline([
             ("align", aligned()), ("scale", StandardScaler()),
             ("linear", LinearRegression(positive=True))])),

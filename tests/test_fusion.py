@@ -94,7 +94,7 @@ def test_monotone_stacker_never_inverts_a_feature(rng: np.random.Generator) -> N
     directions = [0, 0, 0, 0, 0, 1, -1]  # backbone columns have no known direction
     stacker = build_monotone_stacker(names, directions, grouped_splits(groups, scores))
     stacker.fit(values, scores)
-    assert set(learner_contributions(stacker)) == {"monotone_gbm", "aligned_linear"}
+    assert set(learner_contributions(stacker)) == {"monotone_additive_gbm", "aligned_linear"}
     base = values[rng.choice(len(values), 50)]
     start = stacker.predict(base)
     for column, direction in enumerate(directions):
