@@ -188,7 +188,7 @@ class FeatureCache:
             return
         import h5py
 
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temporary = self._temporary(os.getpid())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with h5py.File(temporary, "w") as handle:
@@ -297,12 +297,19 @@ class FeatureCache:
                         "writer at a time (use one cache file per process, then merge them)"
                     ) from None
                 self._lock_path.unlink(missing_ok=True)  # stale: its writer is gone
+                if holder is not None and holder != os.getpid():
+                    # a writer killed inside flush() leaves its half-written temp file
+                    self._temporary(holder).unlink(missing_ok=True)
                 continue
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(str(os.getpid()))
             self._locked = True
             return
         raise CacheLockedError(f"could not take the write lock {self._lock_path}")
+
+    def _temporary(self, pid: int) -> Path:
+        """The temp file process ``pid`` writes a flush to before renaming it."""
+        return self.path.with_name(f".{self.path.name}.{pid}.tmp")
 
     def _lock_holder(self) -> int | None:
         try:

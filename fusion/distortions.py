@@ -1,9 +1,14 @@
 """Seeded synthetic distortions of pristine photographs, in the spirit of KADID-10k/TID2013.
 
 Human-rated databases are small, so backbones are pre-trained on distorted copies of
-pristine photographs with a known severity (RankIQA, KADIS-700k). Thirteen types, five
-levels each (1 = mildest); each level is more severe than the one before it, measured by
-PSNR against the original (tested for every type):
+pristine photographs with a known severity (RankIQA, KADIS-700k). Two sets of types:
+
+* :data:`KADID_DISTORTIONS`: KADID-10k's own 25 types (``kadid_<type>``) at the levels of
+  the database's release, plus two stronger levels (1–7; :mod:`fusion.kadid`), whose
+  pairs get a human-calibrated target from :func:`severity_dataset`;
+* :data:`DISTORTIONS`: thirteen home-made types, five levels each (1 = mildest); each
+  level is more severe than the one before it, measured by PSNR against the original
+  (tested for every type):
 
 =================== ================================================================
 type                levels 1 → 5

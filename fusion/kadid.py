@@ -173,9 +173,8 @@ def calibrated_targets(score_file: str | Path) -> dict[tuple[str, int], float]:
 
     Examples
     --------
-    >>> from fusion.examples import shared_data  # doctest: +SKIP
-    >>> targets = calibrated_targets(shared_data() / "score_files/kadid10k/names_with_mos.txt")
-    ...                                                                     # doctest: +SKIP
+    >>> targets = calibrated_targets("../shared/data/score_files/kadid10k/names_with_mos.txt")
+    ... # doctest: +SKIP
     >>> round(targets[("jpeg", 5)], 1)  # doctest: +SKIP
     8.8
     """

@@ -165,3 +165,21 @@ def test_refusals(tmp_path: Path) -> None:
         FeatureCache(tmp_path / "c.h5", mode="r")
     with pytest.raises(PermissionError, match="read-only"):
         FeatureCache(tmp_path / "c2.h5", mode="r").put("x_V1", "k", {"a": 1.0})
+
+
+def test_taking_over_a_dead_writers_lock_removes_its_temp_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "cache.h5"
+    with FeatureCache(path) as cache:
+        cache.put("demo_V1", "item0", {"a": 0.0, "b": 0.0})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)  # a process that has exited: its lock is stale
+    (tmp_path / "cache.h5.lock").write_text(str(pid))
+    half_written = tmp_path / f".cache.h5.{pid}.tmp"
+    half_written.write_bytes(b"killed inside flush")
+    with FeatureCache(path) as cache:
+        assert cache.get("demo_V1", "item0") == {"a": 0.0, "b": 0.0}
+    assert not half_written.exists() and not (tmp_path / "cache.h5.lock").exists()

@@ -143,3 +143,27 @@ def test_severity_dataset_calibrated_target(kadid_scores: Path, tmp_path: Path) 
         severity_dataset(classic, score_file=kadid_scores)
     assert [i.score for i in severity_dataset(classic, target="level")] == [
         pytest.approx(100 * 5 / 6), 100.0]
+
+
+@pytest.mark.shared_data
+def test_kadid_and_tid2013_panels_agree_on_shared_types(kadid_scores: Path) -> None:
+    from fusion.kadid import tid2013_agreement
+
+    tid = kadid_scores.parents[1] / "tid2013" / "mos_with_names.txt"
+    if not tid.is_file():
+        pytest.skip(f"TID2013 score file not found at {tid}")
+    # level k is another parameter in each database, so agreement is good, not perfect
+    assert 0.6 < tid2013_agreement(kadid_scores, tid) < 1.0
+
+
+@pytest.mark.shared_data
+def test_reference_groups_are_disjoint_and_named(shared_data: Path, tmp_path: Path) -> None:
+    from fusion.training.calibrated import GROUPS, group_of, reference_groups
+
+    groups = reference_groups(shared_data, tmp_path, clive_best=3, kodak=2)
+    assert tuple(groups) == GROUPS
+    assert [len(v) for v in groups.values()] == [2, 4, 3]
+    assert all(p.is_file() for paths in groups.values() for p in paths)
+    stems = [p.stem for paths in groups.values() for p in paths]
+    assert len(set(stems)) == len(stems)
+    assert group_of("clive_best/abc") == "clive_best"

@@ -26,6 +26,7 @@ from fusion.datasets import Dataset
 
 __all__ = ["GROUPS", "calibrated_synthetic", "group_of", "reference_groups"]
 
+#: The reference groups, in the order :func:`reference_groups` returns them.
 GROUPS = ("kodak", "packages", "clive_best")
 PACKAGE_PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket")
 
