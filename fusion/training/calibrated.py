@@ -91,6 +91,8 @@ def calibrated_synthetic(groups: dict[str, list[Path]], out_dir: str | Path,
 
     from fusion.distortions import KADID_DISTORTIONS, generate_synthetic, severity_dataset
 
+    if not groups or not all(groups.values()):
+        raise ValueError("every reference group needs at least one reference")
     out = Path(out_dir)
     made = Parallel(n_jobs=jobs)(
         delayed(generate_synthetic)(paths, out / group, kinds=KADID_DISTORTIONS,
