@@ -18,12 +18,13 @@ the release calls something we cannot ship, a stated substitute is used:
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
+
+from fusion._pixels import codec_operation, to_uint8, unit_of
 
 Array = NDArray[np.float64]
 Operation = Callable[[Array, float, np.random.Generator], Array]
@@ -150,10 +151,10 @@ def _color_shift(unit: Array, amount: float, rng: np.random.Generator) -> Array:
 def _color_quantization(unit: Array, colours: float, rng: np.random.Generator) -> Array:
     from PIL import Image
 
-    image = Image.fromarray(_uint8(unit))
+    image = Image.fromarray(to_uint8(unit))
     palette = image.quantize(colors=int(colours), method=Image.Quantize.MEDIANCUT,
                              dither=Image.Dither.FLOYDSTEINBERG)
-    return np.asarray(palette.convert("RGB"), dtype=np.float64) / 255.0
+    return unit_of(palette.convert("RGB"))
 
 
 def _color_saturation_hsv(unit: Array, factor: float, rng: np.random.Generator) -> Array:
@@ -170,22 +171,6 @@ def _color_saturation_lab(unit: Array, factor: float, rng: np.random.Generator) 
     lab = _lab(unit)
     lab[:, :, 1:] *= factor
     return _rgb(lab)
-
-
-def _codec(fmt: str) -> Operation:
-    def apply(unit: Array, value: float, rng: np.random.Generator) -> Array:
-        from PIL import Image
-
-        options: dict[str, object] = (
-            {"quality_mode": "rates", "quality_layers": [float(value)]} if fmt == "JPEG2000"
-            else {"quality": int(value)})
-        buffer = io.BytesIO()
-        Image.fromarray(_uint8(unit)).save(buffer, format=fmt, **options)
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            return np.asarray(decoded.convert("RGB"), dtype=np.float64) / 255.0
-
-    return apply
 
 
 def _white_noise(unit: Array, variance: float, rng: np.random.Generator) -> Array:
@@ -274,9 +259,9 @@ def _pixelate(unit: Array, strength: float, rng: np.random.Generator) -> Array:
     scale = 0.95 - strength ** 0.6
     h, w = unit.shape[:2]
     small = (max(1, int(w * scale)), max(1, int(h * scale)))
-    image = Image.fromarray(_uint8(unit))
+    image = Image.fromarray(to_uint8(unit))
     blocky = image.resize(small, Image.Resampling.BOX).resize((w, h), Image.Resampling.NEAREST)
-    return np.asarray(blocky, dtype=np.float64) / 255.0
+    return unit_of(blocky)
 
 
 def _quantization(unit: Array, levels: float, rng: np.random.Generator) -> Array:
@@ -309,10 +294,6 @@ def _contrast_change(unit: Array, amount: float, rng: np.random.Generator) -> Ar
                   [0.0, 0.25 - amount / 4, 0.5, 0.75 + amount / 4, 1.0], unit)
 
 
-def _uint8(unit: Array) -> NDArray[np.uint8]:
-    return np.asarray(np.floor(np.clip(unit, 0.0, 1.0) * 255.0 + 0.5), dtype=np.uint8)
-
-
 #: KADID-10k's operations, keyed by our type name, in the database's type order (1–25).
 OPERATIONS: dict[str, Operation] = {
     "gaussian_blur": _gaussian_blur,
@@ -323,8 +304,8 @@ OPERATIONS: dict[str, Operation] = {
     "color_quantization": _color_quantization,
     "color_saturation_hsv": _color_saturation_hsv,
     "color_saturation_lab": _color_saturation_lab,
-    "jpeg2000": _codec("JPEG2000"),
-    "jpeg": _codec("JPEG"),
+    "jpeg2000": codec_operation("JPEG2000", quality_mode="rates"),
+    "jpeg": codec_operation("JPEG"),
     "white_noise": _white_noise,
     "white_noise_color": _white_noise_color,
     "impulse_noise": _impulse_noise,

@@ -31,7 +31,6 @@ darken              multiplied by .85, .7, .55, .4, .25
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from fusion._pixels import codec_operation, to_uint8
 from fusion.datasets import Dataset, DatasetItem
 from fusion.io import BT601_LUMA_WEIGHTS
 from fusion.kadid import EXTENDED_LEVELS, KADID_TYPES
@@ -110,21 +110,6 @@ def _pixelate(unit: Array, value: float, rng: np.random.Generator) -> Array:
     return np.repeat(np.repeat(means, block, axis=0), block, axis=1)[:h, :w]
 
 
-def _codec(fmt: str, **options: object) -> Callable[[Array, float, np.random.Generator], Array]:
-    def apply(unit: Array, value: float, rng: np.random.Generator) -> Array:
-        from PIL import Image
-
-        key = {"JPEG": "quality", "WEBP": "quality", "JPEG2000": "quality_layers"}[fmt]
-        setting: object = [value] if fmt == "JPEG2000" else int(value)
-        buffer = io.BytesIO()
-        Image.fromarray(_to_uint8(unit)).save(buffer, format=fmt, **{key: setting}, **options)
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            return np.asarray(decoded.convert("RGB"), dtype=np.float64) / 255.0
-
-    return apply
-
-
 def _quantize(unit: Array, value: float, rng: np.random.Generator) -> Array:
     steps = value - 1
     return np.floor(unit * steps + 0.5) / steps
@@ -150,9 +135,9 @@ _FUNCTIONS: dict[str, Callable[[Array, float, np.random.Generator], Array]] = {
     "gaussian_blur": _gaussian_blur,
     "motion_blur": _motion_blur,
     "pixelate": _pixelate,
-    "jpeg": _codec("JPEG"),
-    "jpeg2000": _codec("JPEG2000", quality_mode="rates"),
-    "webp": _codec("WEBP", method=4),
+    "jpeg": codec_operation("JPEG"),
+    "jpeg2000": codec_operation("JPEG2000", quality_mode="rates"),
+    "webp": codec_operation("WEBP", method=4),
     "quantization": _quantize,
     "contrast_decrease": _contrast,
     "saturation_decrease": _saturation,
@@ -215,12 +200,12 @@ def distort(image: RGB8, kind: str, level: int, *, seed: int = 0, image_index: i
         # the release stretches its input and its output to [0, 1] (mapmm)
         distorted = OPERATIONS[kadid.name](map_min_max(unit), float(kadid.parameters[level - 1]),
                                            rng)
-        return _to_uint8(map_min_max(np.clip(distorted, 0.0, 1.0)))
+        return to_uint8(map_min_max(np.clip(distorted, 0.0, 1.0)))
     kind_index = DISTORTIONS.index(kind)
     per_level = kind not in ("motion_blur",)
     key = [seed, image_index, kind_index] + ([level] if per_level else [])
     rng = np.random.default_rng(key)
-    return _to_uint8(_FUNCTIONS[kind](unit, float(_SETTINGS[kind][level - 1]), rng))
+    return to_uint8(_FUNCTIONS[kind](unit, float(_SETTINGS[kind][level - 1]), rng))
 
 
 def _check_kind(kind: str) -> None:
@@ -427,7 +412,3 @@ def _progress(total: int, show: bool) -> _NoProgress:
 
     bar: _NoProgress = tqdm(total=total, desc="distorting", unit="img")
     return bar
-
-
-def _to_uint8(unit: Array) -> RGB8:
-    return np.asarray(np.floor(np.clip(unit, 0.0, 1.0) * 255.0 + 0.5), dtype=np.uint8)
