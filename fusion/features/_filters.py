@@ -193,6 +193,17 @@ def luma_pyramid(image: Image, level: int) -> Plane:
     )
 
 
+#: RGB → YIQ (NTSC), as FSIM's and HaarPSI's authors write it: rows Y, I, Q.
+YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+YIQ.flags.writeable = False
+
+
+def similarity(a: NDArray[np.floating], b: NDArray[np.floating], constant: float
+               ) -> NDArray[np.float64]:
+    """The SSIM-style similarity (2ab + c) / (a² + b² + c), elementwise."""
+    return np.asarray((2 * a * b + constant) / (a * a + b * b + constant))
+
+
 def boxed_rgb255(image: Image, factor: int) -> NDArray[np.float64]:
     """The colour planes on the 0–255 scale, box-averaged ``factor``×, float64.
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.features._filters import boxed_rgb255
+from fusion.features._filters import YIQ, boxed_rgb255, similarity
 from fusion.io import Image, ImageInput, load_pair, require_min_side
 
 __all__ = ["FSIM_MIN_SIDE", "fsim", "fsim_of", "phase_congruency", "real_power",
@@ -29,7 +29,6 @@ Plane = NDArray[np.float64]
 #: Smallest side FSIM accepts (phase congruency of a few pixels means nothing).
 FSIM_MIN_SIDE = 16
 
-_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _SCHARR_X = np.array([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]]) / 16.0
 
 
@@ -66,16 +65,13 @@ def fsim_of(reference: Image, distorted: Image) -> dict[str, float]:
     y2, i2, q2 = _yiq_planes(distorted)
     pc1, pc2 = _phase_congruency_of(reference, y1), _phase_congruency_of(distorted, y2)
     g1, g2 = scharr_magnitude(y1), scharr_magnitude(y2)
-    pc_similarity = (2 * pc1 * pc2 + 0.85) / (pc1 ** 2 + pc2 ** 2 + 0.85)
-    gradient_similarity = (2 * g1 * g2 + 160.0) / (g1 ** 2 + g2 ** 2 + 160.0)
     weight = np.maximum(pc1, pc2)
     total = float(weight.sum())
-    base = gradient_similarity * pc_similarity * weight
-    chroma = ((2 * i1 * i2 + 200.0) / (i1 ** 2 + i2 ** 2 + 200.0)
-              * (2 * q1 * q2 + 200.0) / (q1 ** 2 + q2 ** 2 + 200.0))
-    coloured = base * real_power(chroma, 0.03)
     if total <= 0.0:  # no phase congruency anywhere (a flat pair): nothing differs
         return {"fsim": 1.0, "fsimc": 1.0}
+    base = similarity(g1, g2, 160.0) * similarity(pc1, pc2, 0.85) * weight
+    chroma = similarity(i1, i2, 200.0) * similarity(q1, q2, 200.0)
+    coloured = base * real_power(chroma, 0.03)
     return {"fsim": float(base.sum()) / total, "fsimc": float(coloured.sum()) / total}
 
 
@@ -96,7 +92,7 @@ def _yiq_planes(image: Image) -> tuple[Plane, Plane, Plane]:
         if boxed.shape[2] == 1:  # grey: Y is the plane, no chroma
             grey = np.ascontiguousarray(boxed[:, :, 0])
             return grey, np.zeros_like(grey), np.zeros_like(grey)
-        planes = tuple(np.ascontiguousarray(boxed @ weights) for weights in _YIQ)
+        planes = tuple(np.ascontiguousarray(boxed @ weights) for weights in YIQ)
         return planes  # type: ignore[return-value]
 
     return image.memoised("fsim_yiq", build)

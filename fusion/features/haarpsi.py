@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from fusion.features._filters import boxed_rgb255
+from fusion.features._filters import YIQ, boxed_rgb255, similarity
 from fusion.io import Image, ImageInput, load_pair, require_min_side
 
 __all__ = ["HAARPSI_MIN_SIDE", "haarpsi", "haarpsi_of"]
@@ -30,7 +30,6 @@ HAARPSI_MIN_SIDE = 16
 _C = 30.0
 _HALF = np.array([0.5, 0.5])  # 2×2 box = (½, ½) ⊗ (½, ½)
 _ALPHA = 4.2
-_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
 def haarpsi(image_true: ImageInput, image_test: ImageInput, *,
@@ -67,10 +66,10 @@ def haarpsi_of(reference: Image, distorted: Image) -> float:
     for orientation in range(2):
         a, b = np.abs(y1[orientation]), np.abs(y2[orientation])
         weights.append(np.maximum(a[2], b[2]))
-        similarities.append(np.mean(_similarity(a[:2], b[:2]), axis=0))
+        similarities.append(np.mean(similarity(a[:2], b[:2], _C), axis=0))
     if colour:
-        similarities.append((_similarity(chroma1[0], chroma2[0])
-                             + _similarity(chroma1[1], chroma2[1])) / 2)
+        similarities.append((similarity(chroma1[0], chroma2[0], _C)
+                             + similarity(chroma1[1], chroma2[1], _C)) / 2)
         weights.append((weights[0] + weights[1]) / 2)
     weight = np.stack(weights)
     total = float(weight.sum())
@@ -80,10 +79,6 @@ def haarpsi_of(reference: Image, distorted: Image) -> float:
     return float((math.log(pooled / (1 - pooled)) / _ALPHA) ** 2)
 
 
-def _similarity(a: Plane, b: Plane) -> Plane:
-    return np.asarray((2 * a * b + _C) / (a * a + b * b + _C))
-
-
 def _sigmoid(x: Plane) -> Plane:
     return np.asarray(1.0 / (1.0 + np.exp(-_ALPHA * x)))
 
@@ -91,9 +86,9 @@ def _sigmoid(x: Plane) -> Plane:
 def _responses(image: Image) -> tuple[Plane, Plane, bool]:
     """Haar responses of Y (orientation, scale, H, W), 2×2-averaged |I|, |Q|, and colour."""
     def build() -> tuple[Plane, Plane, bool]:
-        colour = image.source.ndim == 3
         half = boxed_rgb255(image, 2)  # the authors' 2×2 mean and (1:2:end) sub-sampling
-        y = half @ _YIQ[0] if colour else half[:, :, 0]
+        colour = half.shape[2] == 3
+        y = half @ YIQ[0] if colour else half[:, :, 0]
         haar = np.empty((2, 3, *y.shape))
         for scale in range(1, 4):  # the Haar filter is separable: (−1…−1, 1…1)ᵀ ⊗ 2^−s·(1…1)
             size = 2 ** scale
@@ -104,7 +99,7 @@ def _responses(image: Image) -> tuple[Plane, Plane, bool]:
         chroma = np.zeros((2, *y.shape))
         if colour:
             for k in (1, 2):
-                chroma[k - 1] = np.abs(_conv2_same(half @ _YIQ[k], _HALF, _HALF))
+                chroma[k - 1] = np.abs(_conv2_same(half @ YIQ[k], _HALF, _HALF))
         for array in (haar, chroma):
             array.flags.writeable = False
         return haar, chroma, colour
