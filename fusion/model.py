@@ -500,7 +500,7 @@ class FusionModel:
                                    None if reference is None
                                    else reference.crop(y, x, size, size))
             rows.append([v for part in parts.values() for v in part.values()])
-        qualities = np.clip(self.stacker_.predict(np.asarray(rows)), 0.0, 100.0)
+        qualities = self._scores(np.asarray(rows, dtype=np.float64))[0]  # as the score
         return QualityMap.from_patches(positions, qualities, size, (height, width),
                                        "handcrafted")
 
