@@ -191,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{whole['rmse']:.1f} | " + " | ".join(f"{v:.3f}" for v in by_group.values())
               + " |")
     singles = single_feature_srcc(values, targets, np.flatnonzero(distorted), names, signs)
+    group_singles = {g: single_feature_srcc(values, targets,
+                                            np.flatnonzero(distorted & (groups == g)),
+                                            names, signs)
+                     for g in sorted(set(groups))}
     for name, value in sorted(singles.items(), key=lambda kv: -kv[1]):
-        by_group = {g: single_feature_srcc(values, targets,
-                                           np.flatnonzero(distorted & (groups == g)),
-                                           names, signs)[name]
-                    for g in sorted(set(groups))}
+        by_group = {g: per_group[name] for g, per_group in group_singles.items()}
         kfold[name] = {"srcc": value, "groups": by_group}
         print(f"| {name} | {value:.3f} | | | | " + " | ".join(f"{v:.3f}" for v in
                                                              by_group.values()) + " |")
