@@ -206,12 +206,12 @@ def tid2013_agreement(kadid_scores: str | Path, tid_scores: str | Path) -> float
     TID2013's level ``k`` is another parameter than KADID-10k's level ``k``, which is why
     the targets come from KADID-10k alone; this number says how far the two panels agree.
     """
-    from scipy.stats import spearmanr
+    from fusion.metrics import srcc
 
     kadid = calibrated_targets(kadid_scores)
     tid = group_means(tid_scores, database="tid2013")
     pairs = [(kadid[(name, level)], tid[(number, level)])
              for name, number in TID2013_SHARED.items() for level in KADID_LEVELS
              if (number, level) in tid]
-    a, b = zip(*pairs, strict=True)
-    return float(spearmanr(a, b).statistic)
+    kadid_means, tid_means = zip(*pairs, strict=True)
+    return srcc(kadid_means, tid_means)
