@@ -18,7 +18,7 @@ class QualityMap:
     """Per-patch quality, as an image-sized map and as patches.
 
     ``backbone`` names the source of the patch qualities: a backbone's name, or
-    ``"handcrafted"`` for a model without backbone (its stacker on each patch pair).
+    ``"handcrafted"`` for a model without backbone (its own score of each patch pair).
     """
 
     values: NDArray[np.float32]      # (H, W), mean quality of the patches covering a pixel

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from backbones.similarity import similarity_names
 from fusion._once import BuiltOnce
 from fusion.features.full_reference import FullReferenceExtractor
 from fusion.io import Image
@@ -27,15 +28,9 @@ __all__ = ["DEEP_SIMILARITY_FILE", "DEEP_SIMILARITY_SHA256", "DeepSimilarityExtr
 DEEP_SIMILARITY_FILE = Path(__file__).resolve().parents[1] / "data" / \
     "deep_similarity_efficientnet_lite0.tflite"
 DEEP_SIMILARITY_SHA256 = "114637e13e16f2405576b7825356a32007bd455e4842b0796b91f57782235afa"
-_STAGES = (0, 1, 2, 4, 6)
 _PATCH = 224
 _MAX_PATCHES = 4
 _RUNTIME: BuiltOnce[Any] = BuiltOnce()
-
-
-def _names() -> tuple[str, ...]:
-    return tuple(f"deep_s{s}_{term}" for s in _STAGES
-                 for term in ("distance", "texture", "structure"))
 
 
 class DeepSimilarityExtractor(FullReferenceExtractor):
@@ -43,9 +38,9 @@ class DeepSimilarityExtractor(FullReferenceExtractor):
 
     name = "deep_similarity"
     version = 1
-    feature_names = _names()
-    higher_is_better = tuple(term != "distance" for s in _STAGES
-                             for term in ("distance", "texture", "structure"))
+    # the graph's outputs, in order (backbones.similarity): distances are lower = better
+    feature_names = tuple(f"deep_{n}" for n in similarity_names())
+    higher_is_better = tuple(not n.endswith("_distance") for n in similarity_names())
     min_side = 8
 
     def _function(self) -> Any:
