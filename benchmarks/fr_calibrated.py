@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fusion.datasets import Dataset  # noqa: E402
+from fusion.feature_table import compute_features_parallel  # noqa: E402
 from fusion.features import FULL_REFERENCE_EXTRACTORS  # noqa: E402
 from fusion.kadid import FAMILIES, kadid_type  # noqa: E402
 from fusion.metrics import evaluate  # noqa: E402
@@ -68,33 +68,6 @@ def build(data: Path, jobs: int, *, quick: bool, work: Path) -> Dataset:
     return calibrated_synthetic(groups, work / "synthetic",
                                 data / "score_files" / "kadid10k" / "names_with_mos.txt",
                                 jobs=jobs, progress=True)
-
-
-def features(dataset: Dataset, jobs: int, work: Path,
-             extractors: tuple[Any, ...]) -> np.ndarray:
-    """Handcrafted features of every item, ``jobs`` processes, one cache per part."""
-    from joblib import Parallel, delayed
-
-    from fusion.cache import FeatureCache
-    from fusion.feature_table import compute_features
-
-    parts = [np.arange(len(dataset))[p::jobs] for p in range(jobs)]
-    merged = work / "features.h5"
-    for p in range(jobs):  # each process writes its own cache, seeded from the merged one
-        if merged.is_file() and not (work / f"features_{p}.h5").is_file():
-            shutil.copyfile(merged, work / f"features_{p}.h5")
-    tables = Parallel(n_jobs=jobs)(
-        delayed(compute_features)(dataset.subset(part), extractors,
-                                  cache=work / f"features_{p}.h5", progress=p == 0)
-        for p, part in enumerate(parts))
-    values = np.full((len(dataset), len(tables[0].feature_names)), np.nan)
-    for part, table in zip(parts, tables, strict=True):
-        if table.errors:
-            raise RuntimeError(f"feature errors: {dict(list(table.errors.items())[:3])}")
-        values[part] = table.values
-    with FeatureCache(merged) as cache:  # one cache for later runs
-        cache.merge(work / f"features_{p}.h5" for p in range(jobs))
-    return values
 
 
 def fused_predictions(values: np.ndarray, targets: np.ndarray, contents: np.ndarray,
@@ -156,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     folds = 3 if args.quick else args.folds
     started = time.perf_counter()
     dataset = build(args.data, args.jobs, quick=args.quick, work=work)
-    values = features(dataset, args.jobs, work, extractors)
+    values = compute_features_parallel(dataset, extractors, work / "features.h5",
+                                       jobs=args.jobs, progress=True)
     targets = dataset.scores
     contents = dataset.content_ids
     names = [n for e in extractors for n in e.feature_names]

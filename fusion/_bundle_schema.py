@@ -105,6 +105,19 @@ def read_metadata(folder: Path) -> dict[str, Any]:
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise BundleError(f"{file}: field gate.'anchor_score' must be a number, got "
                               f"{score!r}")
+    diagnostics = _field(metadata, "diagnostics", dict, file=file, where="", required=False) \
+        if metadata.get("diagnostics") is not None else None
+    if diagnostics is not None:
+        where = "diagnostics."
+        safe_member(folder, _field(diagnostics, "file", str, file=file, where=where),
+                    file=file, field="field diagnostics.'file'")
+        for key in ("families", "feature_names", "extractors"):
+            values = _field(diagnostics, key, list, file=file, where=where)
+            if (not values and key != "extractors") \
+                    or not all(isinstance(v, str) for v in values):
+                raise BundleError(f"{file}: field {where}{key!r} must be a "
+                                  f"{'' if key == 'extractors' else 'non-empty '}list of "
+                                  "strings")
     if metadata["mode"] not in ("nr", "fr"):
         raise BundleError(f"{file}: field 'mode' must be 'nr' or 'fr', got "
                           f"{metadata['mode']!r}")

@@ -52,7 +52,7 @@ __all__ = ["IMAGE_SUFFIXES", "BatchInput", "BatchItem", "BatchSummary", "score_b
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 COLUMNS = ("id", "image", "reference", "mode", "status", "score", "low", "high", "coverage",
-           "model", "from_cache", "error")
+           "family", "family_p", "model", "from_cache", "error")
 
 
 @dataclass(frozen=True)
@@ -270,7 +270,8 @@ class _ParquetWriter(_Writer):
                               "(or use .csv / .jsonl)") from exc
         self.pa = pa
         types = {"score": pa.float64(), "low": pa.float64(), "high": pa.float64(),
-                 "coverage": pa.float64(), "from_cache": pa.bool_()}
+                 "coverage": pa.float64(), "family_p": pa.float64(),
+                 "from_cache": pa.bool_()}
         self.schema = pa.schema([(c, types.get(c, pa.string())) for c in COLUMNS])
         self.writer = pq.ParquetWriter(self.temporary, self.schema)
 
@@ -486,12 +487,12 @@ def _score_chunk(chunk: list[BatchItem], bundle: str | None, num_threads: int | 
             with contextlib.suppress(OSError):  # unreadable: the worker reports why
                 cache_keys[index] = content_key(item.image, item.reference)
         if store is not None and index in cache_keys:
-            for extractor in model.extractors:
+            for extractor in model.all_extractors:
                 values = store.get(extractor.key, cache_keys[index])
                 if values is not None:
                     cached[extractor.key] = values
         features[index] = cached
-        if len(cached) < len(model.extractors):
+        if len(cached) < len(model.all_extractors):
             tasks.append((index, (bundle, item.mode, num_threads, item.image, item.reference,
                                   tuple(cached))))
     computed_here = {index for index, _ in tasks}
@@ -543,10 +544,14 @@ def _row(item: BatchItem, prediction: Prediction | None, error: str | None,
                            "mode": item.mode}
     if prediction is None:
         row.update(status="error", score=None, low=None, high=None, coverage=None,
-                   model=None, from_cache=False, error=error or "unknown error")
+                   family=None, family_p=None, model=None, from_cache=False,
+                   error=error or "unknown error")
         return row
+    diagnostics = prediction.diagnostics
     row.update(status="ok", score=prediction.score, low=prediction.interval[0],
                high=prediction.interval[1], coverage=prediction.coverage,
+               family=None if diagnostics is None else diagnostics.family,
+               family_p=None if diagnostics is None else diagnostics.probability,
                model=prediction.model, from_cache=from_cache, error=None,
                components=prediction.components)
     return row

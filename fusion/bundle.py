@@ -6,6 +6,8 @@ Layout::
                        scale and direction, training data, held-out metrics
     stacker.skops      the stacking regressor   } skops format, loaded with an explicit
     interval.skops     the conformal interval   } list of trusted types, never pickle
+    diagnostics.skops  optional: the distortion-family classifier (fusion.diagnostics);
+                       metadata's ``diagnostics`` names its features and extractors
     backbones/*.tflite each backbone's LiteRT export (what prediction runs); a
                        full-reference backbone may add its trunk and head parts
                        (``*.trunk.tflite``, ``*.head.tflite``), which let prediction
@@ -32,25 +34,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from backbones.hashing import sha256_of
 from fusion._bundle_schema import read_checksums, read_metadata
 from fusion._version import __version__
 from fusion.backbone_extractor import BackboneExtractor
+from fusion.diagnostics import Diagnoser
 from fusion.errors import BundleError
 from fusion.features.contract import Extractor
 from fusion.model import WORKING_PIXELS, FusionModel
 
-__all__ = ["BUNDLE_FORMAT_VERSION", "BundleError", "load_bundle", "save_bundle"]
+__all__ = ["BUNDLE_FORMAT_VERSION", "BundleError", "attach_diagnoser", "load_bundle",
+           "save_bundle"]
 
 #: 2: adds the optional no-reference gate (``gate.skops``) and ``working_pixels``; a
 #: reader of format 1 would silently ignore the gate, so it must refuse these bundles.
 BUNDLE_FORMAT_VERSION = 2
 _FORMAT = "fusion-iqa bundle"
+_DIAGNOSTICS = "diagnostics.skops"
 #: Types a bundle's skops files may contain beyond those skops trusts by default.
 TRUSTED_TYPES = [
     "calibrators.conformal.ConformalInterval",
     "calibrators.isotonic.IsotonicCalibrator",
     "calibrators.logistic.LogisticCalibrator",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._TemperatureScaling",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils._bunch.Bunch",
 ]
@@ -59,9 +68,12 @@ TRUSTED_TYPES = [
 def _handcrafted_extractors() -> dict[str, Extractor]:
     """Every extractor a bundle names by key alone (no file of the bundle's own)."""
     from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS
+    from fusion.features.change import ChangeExtractor
     from fusion.features.deep_similarity import DeepSimilarityExtractor
+    from fusion.features.distortion_cues import DistortionCuesExtractor
 
-    known = (*FULL_REFERENCE_EXTRACTORS, *NO_REFERENCE_EXTRACTORS, DeepSimilarityExtractor())
+    known = (*FULL_REFERENCE_EXTRACTORS, *NO_REFERENCE_EXTRACTORS, DeepSimilarityExtractor(),
+             ChangeExtractor(), DistortionCuesExtractor())
     return {e.key: e for e in known}
 
 
@@ -124,6 +136,10 @@ def save_bundle(model: FusionModel, path: str | Path, *,
                  compresslevel=9)
         gate = {"file": "gate.skops", "anchor_score": model.anchor_score_,
                 "rule": "score = (1 - p) * stacker + p * anchor_score, p = P(anchor-like)"}
+    diagnostics = None
+    if model.diagnoser is not None:
+        diagnostics = _dump_diagnoser(model.diagnoser, folder,
+                                      (model.metadata or {}).get("diagnostics"))
     metadata = {
         "format": _FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "name": model.name,
         "mode": model.mode, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -134,6 +150,7 @@ def save_bundle(model: FusionModel, path: str | Path, *,
         "working_pixels": model.working_pixels, "gate": gate,
         "monotone": bool(model.monotone),
         **{k: v for k, v in (model.metadata or {}).items() if k not in training}, **training,
+        "diagnostics": diagnostics,
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
     write_checksums(folder)
@@ -145,6 +162,46 @@ def save_bundle(model: FusionModel, path: str | Path, *,
                     archive.write(file, file.relative_to(folder).as_posix())
         shutil.rmtree(folder.parent)
     return target
+
+
+def _dump_diagnoser(diagnoser: Diagnoser, folder: Path,
+                    previous: Mapping[str, Any] | None = None,
+                    training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``diagnostics.skops``; return its metadata entry (training kept from before)."""
+    import skops.io as sio
+
+    sio.dump(diagnoser.classifier, folder / _DIAGNOSTICS, compression=zipfile.ZIP_DEFLATED,
+             compresslevel=9)
+    kept = dict((previous or {}).get("training") or {})
+    return {"file": _DIAGNOSTICS, "families": list(diagnoser.families),
+            "feature_names": list(diagnoser.feature_names),
+            "extractors": [e.key for e in diagnoser.extractors],
+            "training": dict(training) if training is not None else kept}
+
+
+def attach_diagnoser(folder: str | Path, diagnoser: Diagnoser,
+                     training: Mapping[str, Any] | None = None) -> None:
+    """Add (or replace) the diagnostics of a bundle directory, in place.
+
+    The stacker, interval and backbones are not touched; ``metadata.json`` gains the
+    ``diagnostics`` entry (with ``training``: what the classifier was trained on and its
+    held-out accuracy) and ``SHA256SUMS`` is rewritten.
+
+    Raises
+    ------
+    BundleError
+        If the bundle does not load, or its features cannot feed the diagnostics.
+    """
+    folder = Path(folder)
+    model = load_bundle(folder)
+    try:
+        model.set_diagnoser(diagnoser)
+    except ValueError as exc:
+        raise BundleError(f"{folder}: {exc}") from exc
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["diagnostics"] = _dump_diagnoser(diagnoser, folder, training=training)
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    write_checksums(folder)
 
 
 def write_checksums(folder: str | Path) -> None:
@@ -203,15 +260,41 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
     if not hasattr(interval, "coverage"):
         raise BundleError(f"{source}: interval.skops holds a {type(interval).__name__}, not "
                           "a fitted interval")
+    diagnoser = _load_diagnoser(source, folder, metadata.get("diagnostics"), handcrafted)
     try:
         return FusionModel.from_fitted(
             metadata["mode"], extractors, stacker, interval,
             name=f"{metadata['name']}@{sha256_of(folder / 'SHA256SUMS')[:8]}",
             metadata=metadata, working_pixels=metadata.get("working_pixels", WORKING_PIXELS),
             gate=gate, anchor_score=None if gate_entry is None else gate_entry["anchor_score"],
-            monotone=metadata.get("monotone") is True)
+            monotone=metadata.get("monotone") is True, diagnoser=diagnoser)
     except ValueError as exc:  # e.g. extractors of the other mode than metadata's
         raise BundleError(f"{folder / 'metadata.json'}: {exc}") from exc
+
+
+def _load_diagnoser(source: Path, folder: Path, entry: Mapping[str, Any] | None,
+                    handcrafted: Mapping[str, Extractor]) -> Diagnoser | None:
+    """The bundle's diagnostics, checked (None when it has none)."""
+    import skops.io as sio
+
+    if entry is None:
+        return None
+    unknown = [k for k in entry["extractors"] if k not in handcrafted]
+    if unknown:
+        raise BundleError(f"{source}: the diagnostics need feature extractor(s) {unknown}, "
+                          f"which this fusion-iqa {__version__} does not have")
+    try:
+        classifier = sio.load(folder / entry["file"], trusted=TRUSTED_TYPES)
+    except Exception as exc:  # skops raises several types for untrusted or broken files
+        raise BundleError(f"{source}: cannot load the diagnostics safely ({exc})") from exc
+    families = tuple(entry["families"])
+    classes = getattr(classifier, "classes_", None)
+    if not hasattr(classifier, "predict_proba") or classes is None \
+            or not set(np.asarray(classes).tolist()) <= set(range(len(families))):
+        raise BundleError(f"{source}: {entry['file']} holds a {type(classifier).__name__}, "
+                          f"not a fitted classifier of the {len(families)} families")
+    return Diagnoser(entry["feature_names"], classifier,
+                     [handcrafted[k] for k in entry["extractors"]], families)
 
 
 def _verified_metadata(folder: Path) -> dict[str, Any]:
@@ -231,10 +314,11 @@ def _verified_metadata(folder: Path) -> dict[str, Any]:
                               "the bundle was modified or damaged")
     metadata = read_metadata(folder)
     meta_file = folder / "metadata.json"
-    gate = metadata.get("gate")
-    if gate is not None and gate["file"] not in listed:
-        raise BundleError(f"{meta_file}: field 'gate.file' names {gate['file']}, which "
-                          "SHA256SUMS does not list")
+    for field in ("gate", "diagnostics"):
+        entry = metadata.get(field)
+        if entry is not None and entry["file"] not in listed:
+            raise BundleError(f"{meta_file}: field '{field}.file' names {entry['file']}, "
+                              "which SHA256SUMS does not list")
     if metadata["format"] != _FORMAT:
         raise BundleError(f"{meta_file}: field 'format' is {metadata['format']!r}, not "
                           f"{_FORMAT!r}: not a fusion-iqa bundle")

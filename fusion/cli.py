@@ -233,6 +233,8 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                              "noise_sigma",
                              "sharpness_laplacian_var", "blockiness") if k in result.components]
         print("  " + ", ".join(f"{k} {result.components[k]:.4g}" for k in shown))
+        if result.diagnostics is not None:
+            print("  " + _diagnosis_line(result.diagnostics))
         destroyed = result.components.get("destroyed_content_probability", 0.0)
         if destroyed > 0.5:
             print(f"  looks like a blank frame, random noise or a 1-bit image "
@@ -240,6 +242,15 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.map:
         print(f"quality map written to {args.map}")
     return 0
+
+
+def _diagnosis_line(diagnostics: Any) -> str:
+    """``dominant: blur (p 0.93); then noise 0.04`` — the family and the runner-up."""
+    ranked = sorted(diagnostics.probabilities.items(), key=lambda kv: -kv[1])
+    line = f"dominant distortion: {diagnostics.family} (p {diagnostics.probability:.2f})"
+    if len(ranked) > 1:
+        line += f"; next {ranked[1][0]} {ranked[1][1]:.2f}"
+    return line
 
 
 def _batch(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from fusion.features import (
     run_extractors,
 )
 
-__all__ = ["FeatureTable", "compute_features"]
+__all__ = ["FeatureTable", "compute_features", "compute_features_parallel"]
 
 
 @dataclass
@@ -126,6 +126,49 @@ def compute_features(
         elif store is not None:
             store.flush()
     return table
+
+
+def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
+                              cache: str | Path, *, jobs: int = 1,
+                              progress: bool = False) -> NDArray[np.float64]:
+    """Features of every item in ``jobs`` processes, cached in one HDF5 file.
+
+    Each process fills its own cache (``<stem>_<part>.h5`` beside ``cache``, seeded from
+    ``cache``); the parts are merged into ``cache`` at the end, so a later run, or one with
+    another number of jobs, reuses everything.
+
+    Returns
+    -------
+    ndarray of shape (n_items, n_features)
+
+    Raises
+    ------
+    RuntimeError
+        If any item failed (the first three errors are named).
+    """
+    import shutil
+
+    from joblib import Parallel, delayed
+
+    merged = Path(cache)
+    merged.parent.mkdir(parents=True, exist_ok=True)
+    parts = [np.arange(len(dataset))[p::jobs] for p in range(jobs)]
+    caches = [merged.with_name(f"{merged.stem}_{p}.h5") for p in range(jobs)]
+    for part_cache in caches:
+        if merged.is_file() and not part_cache.is_file():
+            shutil.copyfile(merged, part_cache)
+    tables = Parallel(n_jobs=jobs)(
+        delayed(compute_features)(dataset.subset(part), extractors, cache=part_cache,
+                                  progress=progress and p == 0)
+        for p, (part, part_cache) in enumerate(zip(parts, caches, strict=True)))
+    values = np.full((len(dataset), len(tables[0].feature_names)), np.nan)
+    for part, table in zip(parts, tables, strict=True):
+        if table.errors:
+            raise RuntimeError(f"feature errors: {dict(list(table.errors.items())[:3])}")
+        values[part] = table.values
+    with FeatureCache(merged) as store:  # one cache for later runs
+        store.merge(caches)
+    return values
 
 
 def _item_features(image: Path, reference: Path | None,

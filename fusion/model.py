@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from fusion.backbone_extractor import BackboneExtractor
+from fusion.diagnostics import Diagnoser, Diagnostics
 from fusion.features.contract import Extractor, load_for, run_extractors
 from fusion.io import Image, ImageInput
 from fusion.prediction import Prediction, QualityMap
@@ -82,6 +84,11 @@ class FusionModel:
         interval are then (1 − p)·(stacker's) + p·``anchor_score_``.
     anchor_score_ : float or None
         The anchors' target: the bottom of the training scale.
+    diagnoser_ : fusion.diagnostics.Diagnoser or None
+        Names the dominant distortion family of each prediction
+        (:attr:`Prediction.diagnostics`); fitted apart from the stacker by
+        :mod:`fusion.training.diagnostics` and set with :meth:`set_diagnoser` (None: no
+        diagnostics). :meth:`fit` keeps it: it reads features, not scores.
 
     Examples
     --------
@@ -165,7 +172,42 @@ class FusionModel:
     @property
     def min_side(self) -> int:
         """Smallest image side the model accepts."""
-        return max((e.min_side for e in self.extractors), default=1)
+        return max((e.min_side for e in self.all_extractors), default=1)
+
+    @property
+    def diagnoser(self) -> Diagnoser | None:
+        """The fitted diagnostics (:attr:`diagnoser_`), or None."""
+        return getattr(self, "diagnoser_", None)
+
+    @property
+    def all_extractors(self) -> tuple[Extractor, ...]:
+        """The model's extractors, then those its diagnostics need beyond them."""
+        own = tuple(self.extractors)
+        extra = () if self.diagnoser is None else self.diagnoser.extractors
+        return own + tuple(e for e in extra if e not in own)
+
+    def set_diagnoser(self, diagnoser: Diagnoser | None) -> FusionModel:
+        """Attach fitted diagnostics (or remove them with None); returns the model.
+
+        Raises
+        ------
+        ValueError
+            If the diagnostics read a feature that neither the model's extractors nor
+            their own compute.
+        """
+        if diagnoser is not None:
+            extractors = tuple(self.extractors) + tuple(diagnoser.extractors)
+            available = {n for e in extractors for n in e.feature_names}
+            missing = [n for n in diagnoser.feature_names if n not in available]
+            if missing:
+                raise ValueError(f"the diagnostics read {len(missing)} feature(s) this model "
+                                 f"does not compute, e.g. {missing[:3]}")
+            wrong = [e.key for e in diagnoser.extractors if e.mode != self.mode]
+            if wrong:
+                raise ValueError(f"diagnostic extractors {wrong} do not work in mode "
+                                 f"{self.mode!r}")
+        self.diagnoser_ = diagnoser
+        return self
 
     def _check_configuration(self) -> None:
         if self.mode not in ("nr", "fr"):
@@ -291,8 +333,8 @@ class FusionModel:
                     interval: Any, *, name: str = "fusion",
                     metadata: Mapping[str, Any] | None = None,
                     working_pixels: int | None = WORKING_PIXELS, gate: Any = None,
-                    anchor_score: float | None = None, monotone: bool = False
-                    ) -> FusionModel:
+                    anchor_score: float | None = None, monotone: bool = False,
+                    diagnoser: Diagnoser | None = None) -> FusionModel:
         """A model from an already fitted stacker and interval (as a bundle stores them)."""
         model = cls(mode, tuple(extractors), coverage=float(interval.coverage), name=name,
                     metadata=metadata, working_pixels=working_pixels, monotone=monotone)
@@ -303,7 +345,7 @@ class FusionModel:
         if (gate is None) != (anchor_score is None):
             raise ValueError("a gate needs its anchor score, and an anchor score its gate")
         model.gate_, model.anchor_score_ = gate, anchor_score
-        return model
+        return model.set_diagnoser(diagnoser)
 
     # ----------------------------------------------------------------- prediction
 
@@ -345,10 +387,11 @@ class FusionModel:
         """
         self._check_fitted()
         dist, ref = self._load(image, reference, data_range)
-        values = self._flat(run_extractors(self.extractors, dist, ref, names=_NAMES))
+        values = self._flat(run_extractors(self.all_extractors, dist, ref, names=_NAMES))
         qmap = self._quality_map(dist, ref) if quality_map else None
         scores, intervals, gated = self._scores(self._matrix([values]))
-        return self._assemble(scores[0], intervals[0], gated[0], values, qmap)
+        return self._assemble(scores[0], intervals[0], gated[0], values, qmap,
+                              self._diagnose([values])[0])
 
     def predict_batch(self, images: Sequence[ImageInput],
                       references: Sequence[ImageInput] | None = None) -> list[Prediction]:
@@ -369,6 +412,8 @@ class FusionModel:
                 skip: Collection[str] = ()) -> dict[str, dict[str, float]]:
         """Each extractor's feature values for one image (or pair), by extractor key.
 
+        Every extractor of :attr:`all_extractors` runs: the stacker's and the diagnostics'.
+
         Parameters
         ----------
         image, reference : image inputs
@@ -383,12 +428,15 @@ class FusionModel:
         """
         self._check_configuration()
         dist, ref = self._load(image, reference)
-        return run_extractors(self.extractors, dist, ref, skip=skip, names=_NAMES)
+        return run_extractors(self.all_extractors, dist, ref, skip=skip, names=_NAMES)
 
     def predict_features(self, rows: Sequence[Mapping[str, float]]) -> list[Prediction]:
         """Predictions from feature values, with one stacker call for all rows.
 
-        Each row maps feature names to values (the merged dicts of :meth:`extract`).
+        Each row maps feature names to values (the merged dicts of :meth:`extract`). A row
+        without the features the diagnostics read (e.g. a feature table computed with
+        :attr:`extractors` only, not :attr:`all_extractors`) is scored as usual, with
+        ``diagnostics`` None.
 
         Raises
         ------
@@ -399,8 +447,22 @@ class FusionModel:
         if not rows:
             return []
         scores, intervals, gated = self._scores(self._matrix(rows))
-        return [self._assemble(scores[i], intervals[i], gated[i], dict(row), None)
+        diagnostics = self._diagnose(rows)
+        return [self._assemble(scores[i], intervals[i], gated[i], dict(row), None,
+                               diagnostics[i])
                 for i, row in enumerate(rows)]
+
+    def _diagnose(self, rows: Sequence[Mapping[str, float]]) -> list[Diagnostics | None]:
+        """Each row's diagnostics: None without a diagnoser, or for a row lacking its inputs."""
+        found: list[Diagnostics | None] = [None] * len(rows)
+        if self.diagnoser is None:
+            return found
+        needed = self.diagnoser.feature_names
+        complete = [i for i, row in enumerate(rows) if all(n in row for n in needed)]
+        for i, diagnostics in zip(complete, self.diagnoser.diagnose([rows[i] for i in complete]),
+                                  strict=True):
+            found[i] = diagnostics
+        return found
 
     def predict_matrix(self, features: ArrayLike
                        ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -477,14 +539,15 @@ class FusionModel:
                         None)
         if backbone is None:
             return self._handcrafted_map(distorted, reference)
-        return backbone.quality_map(distorted, reference)
+        return self._backbone_map(backbone, distorted, reference)
 
     def _handcrafted_map(self, distorted: Image, reference: Image | None) -> QualityMap:
         """The stacker's score of each patch (pair) of a grid, for a model without backbone.
 
         Square patches of ``max(min_side, 192, ⌈longer side / 3⌉)`` pixels (at most the
         shorter side) at half-patch steps, so at most 5 × 5 of them; each is scored by
-        the model itself, so the map's scale is the score's.
+        the model itself, so the map's scale is the score's; with diagnostics, each
+        patch also gets its dominant family.
         """
         height, width = distorted.shape
         size = min(max(self.min_side, 192, math.ceil(max(height, width) / 3)), height, width)
@@ -494,18 +557,45 @@ class FusionModel:
             return sorted({round(i * (length - size) / max(count - 1, 1)) for i in range(count)})
 
         positions = np.array([(y, x) for y in starts(height) for x in starts(width)], np.intp)
-        rows = []
-        for y, x in positions:
-            parts = run_extractors(self.extractors, distorted.crop(y, x, size, size),
-                                   None if reference is None
-                                   else reference.crop(y, x, size, size))
-            rows.append([v for part in parts.values() for v in part.values()])
-        qualities = self._scores(np.asarray(rows, dtype=np.float64))[0]  # as the score
+        rows = [self._flat(run_extractors(self.all_extractors,
+                                          distorted.crop(y, x, size, size),
+                                          None if reference is None
+                                          else reference.crop(y, x, size, size)))
+                for y, x in positions]
+        qualities = self._scores(self._matrix(rows))[0]  # as the score
         return QualityMap.from_patches(positions, qualities, size, (height, width),
-                                       "handcrafted")
+                                       "handcrafted", families=self._patch_families(rows))
+
+    def _patch_families(self, rows: Sequence[Mapping[str, float]]) -> tuple[str, ...] | None:
+        diagnostics = self._diagnose(rows)
+        if not diagnostics or diagnostics[0] is None:
+            return None
+        return tuple(d.family for d in diagnostics if d is not None)
+
+    def _backbone_map(self, backbone: BackboneExtractor, distorted: Image,
+                      reference: Image | None) -> QualityMap:
+        """The backbone's patch qualities; each patch's family from the handcrafted block."""
+        qmap = backbone.quality_map(distorted, reference)
+        if self.diagnoser is None:
+            return qmap
+        read = set(self.diagnoser.feature_names)
+        handcrafted = tuple(e for e in self.all_extractors
+                            if not isinstance(e, BackboneExtractor)
+                            and read & set(e.feature_names))
+        size = qmap.patch_size
+        height, width = distorted.shape
+        rows = []
+        for y, x in qmap.positions:
+            top, left = min(int(y), max(height - size, 0)), min(int(x), max(width - size, 0))
+            rows.append(self._flat(run_extractors(
+                handcrafted, distorted.crop(top, left, min(size, height), min(size, width)),
+                None if reference is None
+                else reference.crop(top, left, min(size, height), min(size, width)))))
+        return replace(qmap, patch_families=self._patch_families(rows))
 
     def _assemble(self, score: float, interval: NDArray[np.float64], gated: float,
-                  values: dict[str, float], qmap: QualityMap | None) -> Prediction:
+                  values: dict[str, float], qmap: QualityMap | None,
+                  diagnostics: Diagnostics | None) -> Prediction:
         low, high = float(interval[0]), float(interval[1])
         components: dict[str, float] = {}
         if self.gate_ is not None:
@@ -522,4 +612,5 @@ class FusionModel:
                 components.update({n: values[n] for n in extractor.feature_names})
         return Prediction(score=float(score), interval=(low, high),
                           coverage=float(self.interval_.coverage), mode=self.mode,
-                          model=self.name, components=components, quality_map=qmap)
+                          model=self.name, components=components, quality_map=qmap,
+                          diagnostics=diagnostics)

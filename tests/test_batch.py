@@ -78,6 +78,9 @@ def test_batch_scores_equal_predict_and_bad_items_are_reported(
         expected = fusion.predict(distorted / file, references / file)
         row = rows[file]
         assert row["status"] == "ok" and row["error"] == ""
+        assert expected.diagnostics is not None
+        assert row["family"] == expected.diagnostics.family
+        assert float(row["family_p"]) == pytest.approx(expected.diagnostics.probability)
         np.testing.assert_allclose(float(row["score"]), expected.score, rtol=1e-12)
         np.testing.assert_allclose([float(row["low"]), float(row["high"])],
                                    expected.interval, rtol=1e-12)
@@ -87,6 +90,8 @@ def test_batch_scores_equal_predict_and_bad_items_are_reported(
     assert rows["zz_shape.png"]["error"].startswith("ShapeMismatchError")
     assert "no reference named 'zz_orphan.png'" in rows["zz_orphan.png"]["error"]
     assert all(rows[k]["score"] == "" for k in ("zz_corrupt.png", "zz_shape.png"))
+    assert all(rows[k]["family"] == rows[k]["family_p"] == ""
+               for k in ("zz_corrupt.png", "zz_shape.png"))
 
 
 def _start_batch(distorted: Path, references: Path, out: Path, cache: Path, *,

@@ -122,3 +122,28 @@ def test_fr_calibrated_quick_mode_reports_every_family(shared_data: Path,
     fused = report["kfold"]["fused (monotone)"]
     # against the calibrated targets, the fused score must at least rank sensibly
     assert fused["srcc"] > 0.7 and "## Leave-one-family-out" in result.stdout
+
+
+@pytest.mark.slow
+def test_diagnostics_quick_mode_reports_both_modes(shared_data: Path, tmp_path: Path) -> None:
+    kadid = shared_data / "score_files" / "kadid10k" / "names_with_mos.txt"
+    if not (kadid.is_file() and (shared_data / "pristine" / "kodak").is_dir()):
+        pytest.skip("needs score_files/kadid10k and pristine/kodak in the shared data")
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "diagnostics.py"), "--quick",
+         "--jobs", "1", "--out", str(tmp_path), "--data", str(shared_data)],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    # 4 Kodak references: KADID's 25 types and the 13 home-made ones at levels 1/3/5, each
+    # reference against itself, its mirror and its 75 % copy (50 % is below 192 pixels)
+    assert report["n"] == 4 * 25 * 3 + 4 + 4 * 13 * 3 + 4 * 2
+    from fusion.diagnostics import FAMILY_NAMES
+
+    for mode in ("fr", "nr"):
+        part = report[mode]["all"]
+        assert part["n"] == report["n"] and 0.0 <= part["ece"] <= 1.0
+        assert set(part["recall"]) == set(FAMILY_NAMES)
+        assert part["top1"] > 2 / len(FAMILY_NAMES)  # trained on 2-3 photographs a fold
+    assert report["fr"]["all"]["top1"] > 0.6
+    assert "level_1" in result.stdout

@@ -58,6 +58,7 @@ def test_cli_scores_the_example_in_both_modes(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "full-reference" in out and "no-reference" in out and "/ 100" in out
     assert "efficientnet_lite0_quality" in out
+    assert out.count("dominant distortion: ") == 2
 
 
 def test_cli_json_map_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,6 +69,8 @@ def test_cli_json_map_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[st
     payload = json.loads(capsys.readouterr().out)
     assert payload["mode"] == "fr" and 0 <= payload["score"] <= 100
     assert payload["components"]["psnr"] == pytest.approx(fusion.psnr(ref, dist))
+    assert payload["diagnostics"]["family"] == fusion.predict(dist, ref).diagnostics.family
+    assert set(payload["diagnostics"]["probabilities"]) >= {"blur", "noise", "none"}
     assert main(["score", str(dist), "--map", str(tmp_path / "map.png")]) == 0
     assert (tmp_path / "map.png").is_file()
     assert main(["info"]) == 0

@@ -67,6 +67,8 @@ def test_predict_in_both_modes_equals_the_library(client: TestClient) -> None:
     assert full["score"] == pytest.approx(fusion.predict(DISTORTED, REFERENCE).score,
                                           abs=1e-9)
     assert full["components"]["psnr"] == pytest.approx(fusion.psnr(REFERENCE, DISTORTED))
+    diagnostics = fusion.predict(DISTORTED, REFERENCE).diagnostics
+    assert diagnostics is not None and full["diagnostics"] == diagnostics.to_dict()
 
 
 def test_quality_map_comes_as_a_png(client: TestClient) -> None:
@@ -188,6 +190,12 @@ def test_the_page_in_a_real_browser(server_url: str, tmp_path: Path) -> None:
             assert row.inner_text() == f"{expected:.1f}"
             assert "full-reference" in page.locator(
                 f'tr[data-name="{DISTORTED.name}"]').inner_text()
+            diagnosis = fusion.predict(DISTORTED, REFERENCE).diagnostics
+            assert diagnosis is not None
+            family = page.locator(f'tr[data-name="{DISTORTED.name}"] td.family').inner_text()
+            assert family.startswith(diagnosis.family)
+            card = page.locator(f'.card[data-name="{DISTORTED.name}"] .diagnosis')
+            assert f"dominant distortion: {diagnosis.family}" in card.inner_text()
             overlay = page.locator(f'.card[data-name="{DISTORTED.name}"] img.overlay')
             overlay.wait_for(timeout=30_000)
             assert page.evaluate("img => img.complete && img.naturalWidth",
