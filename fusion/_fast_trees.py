@@ -46,9 +46,8 @@ class FastCalibratedTrees:
             depth = max(depth, int(tree["depth"].max()))
         self.depth = depth
         self.trees = np.arange(count)
-        classes = int(tree_class.max()) + 1
-        self.to_class = np.zeros((count, classes))
-        self.to_class[self.trees, tree_class] = 1.0
+        self.classes = int(tree_class.max()) + 1
+        self.tree_class = np.asarray(tree_class, dtype=np.intp)
         self.baseline = np.asarray(baseline, dtype=np.float64).reshape(1, -1)
         self.beta = float(beta)
 
@@ -83,14 +82,22 @@ class FastCalibratedTrees:
         rows = np.arange(len(matrix))[:, None]
         index = np.zeros((len(matrix), len(self.trees)), dtype=np.intp)
         for _ in range(self.depth):
+            at_leaf = self.leaf[self.trees, index]
+            if at_leaf.all():  # most trees are shallower than the deepest
+                break
             feature = self.feature[self.trees, index]
             x = matrix[rows, feature]
             go_left = np.where(np.isnan(x), self.missing_left[self.trees, index],
                                x <= self.threshold[self.trees, index])
             step = np.where(go_left, self.left[self.trees, index],
                             self.right[self.trees, index])
-            index = np.where(self.leaf[self.trees, index], index, step)
-        raw: NDArray[np.float64] = self.value[self.trees, index] @ self.to_class + self.baseline
+            index = np.where(at_leaf, index, step)
+        leaves = self.value[self.trees, index]
+        # per-class sums, not a matrix product: BLAS threads would spin and slow the
+        # LiteRT threads of the next prediction's backbone
+        raw: NDArray[np.float64] = np.stack(
+            [leaves[:, self.tree_class == k].sum(axis=1) for k in range(self.classes)],
+            axis=1) + self.baseline
         return raw
 
     def predict_proba(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -293,6 +293,10 @@ def _load_diagnoser(source: Path, folder: Path, entry: Mapping[str, Any] | None,
             or not set(np.asarray(classes).tolist()) <= set(range(len(families))):
         raise BundleError(f"{source}: {entry['file']} holds a {type(classifier).__name__}, "
                           f"not a fitted classifier of the {len(families)} families")
+    expected = getattr(classifier, "n_features_in_", len(entry["feature_names"]))
+    if expected != len(entry["feature_names"]):
+        raise BundleError(f"{source}: {entry['file']} reads {expected} features, but "
+                          f"metadata.json names {len(entry['feature_names'])}")
     return Diagnoser(entry["feature_names"], classifier,
                      [handcrafted[k] for k in entry["extractors"]], families)
 

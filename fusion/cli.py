@@ -18,9 +18,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusion._version import __version__
+
+if TYPE_CHECKING:
+    from fusion.diagnostics import Diagnostics
 
 __all__ = ["main"]
 
@@ -244,8 +247,8 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0
 
 
-def _diagnosis_line(diagnostics: Any) -> str:
-    """``dominant: blur (p 0.93); then noise 0.04`` — the family and the runner-up."""
+def _diagnosis_line(diagnostics: Diagnostics) -> str:
+    """``dominant distortion: blur (p 0.93); next noise 0.04``: the family and the runner-up."""
     ranked = sorted(diagnostics.probabilities.items(), key=lambda kv: -kv[1])
     line = f"dominant distortion: {diagnostics.family} (p {diagnostics.probability:.2f})"
     if len(ranked) > 1:

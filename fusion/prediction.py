@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from fusion.diagnostics import FAMILY_NAMES, Diagnostics
 from fusion.io import ImageInput, load_image
 
-__all__ = ["FAMILY_COLOURS", "Prediction", "QualityMap"]
+__all__ = ["FAMILY_COLOURS", "LEGEND_HEIGHT", "Prediction", "QualityMap"]
 
 #: Height in pixels of the family legend strip of :meth:`QualityMap.overlay`.
 LEGEND_HEIGHT = 18

@@ -236,7 +236,11 @@ def test_batch_predictions_match_single_ones(diagnosed_fr_model: FusionModel) ->
     batch = diagnosed_fr_model.predict_batch([d for _, d in pairs], [r for r, _ in pairs])
     for (reference, distorted), result in zip(pairs, batch, strict=True):
         single = diagnosed_fr_model.predict(distorted, reference)
-        assert result.diagnostics == single.diagnostics
+        assert result.diagnostics is not None and single.diagnostics is not None
+        assert result.diagnostics.family == single.diagnostics.family
+        np.testing.assert_allclose(list(result.diagnostics.probabilities.values()),
+                                   list(single.diagnostics.probabilities.values()),
+                                   rtol=1e-12, atol=1e-15)
 
 
 def test_set_diagnoser_checks_features_and_mode(small_fr_model: FusionModel,
@@ -474,3 +478,14 @@ def test_rows_without_the_diagnostic_features_are_still_scored(
     with_cues, without = diagnosed_fr_model.predict_features([full, metrics_only])
     assert with_cues.diagnostics is not None and without.diagnostics is None
     assert with_cues.score == without.score
+
+
+def test_diagnostics_feature_count_must_match_metadata(diagnosed_bundle: Path) -> None:
+    from fusion.bundle import write_checksums
+
+    metadata = json.loads((diagnosed_bundle / "metadata.json").read_text())
+    metadata["diagnostics"]["feature_names"] = metadata["diagnostics"]["feature_names"][:-1]
+    (diagnosed_bundle / "metadata.json").write_text(json.dumps(metadata))
+    write_checksums(diagnosed_bundle)
+    with pytest.raises(fusion.BundleError, match="reads 21 features"):
+        fusion.load(diagnosed_bundle)

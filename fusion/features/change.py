@@ -77,8 +77,10 @@ def _correlation(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
     """Pearson correlation, 0 where either side is constant."""
     a = (a - a.mean()).ravel()
     b = (b - b.mean()).ravel()
-    norm = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / norm if norm > 1e-9 else 0.0
+    # sums of products, not BLAS dot products: BLAS threads spin after a call and slow
+    # the LiteRT threads of a backbone that runs next
+    norm = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum()) / norm if norm > 1e-9 else 0.0
 
 
 def _mean_abs_laplacian(y: Planes) -> float:
