@@ -3,8 +3,10 @@
 A :class:`Diagnoser` is a calibrated classifier over the seven :data:`FAMILY_NAMES` — the
 six distortion families of :data:`fusion.kadid.FAMILIES` and ``"none"`` — fed by features
 the model computes anyway (the no-reference handcrafted block; the full-reference metrics)
-plus, with a reference, the cheap :class:`fusion.features.change.ChangeExtractor` cues
-that say *how* the pair differs. It is trained on the synthetic distortions of both
+plus cheap cues of its own: with a reference,
+:class:`fusion.features.change.ChangeExtractor` (*how* the pair differs); without,
+:class:`fusion.features.distortion_cues.DistortionCuesExtractor` (traces of the colour
+and spatial families). It is trained on the synthetic distortions of both
 generators (:func:`family_of` groups their types), by
 :mod:`fusion.training.diagnostics`, and stored in a model bundle beside the stacker.
 
