@@ -3,8 +3,9 @@
 The training set holds every synthetic type of both generators on the pristine references
 of :mod:`fusion.training.calibrated` (Kodak, scikit-image photographs, best-rated CLIVE
 photographs): KADID-10k's 25 types at levels 1–7 and the 13 home-made types at levels 1–5,
-each labelled with its family (:func:`fusion.diagnostics.family_of`), and ``"none"``
-items — each reference, its mirror image and copies down-scaled to 75 % and 50 % (an undistorted
+each labelled with its family (:func:`fusion.diagnostics.family_of`; a distorted image
+equal to its reference is ``"none"``, see :func:`family_labels`), and ``"none"`` items —
+each reference, its mirror image and copies down-scaled to 75 % and 50 % (an undistorted
 photograph at another size is still undistorted). Full-reference items pair an image with
 its reference (a ``"none"`` item with itself); no-reference items are the images alone
 (:func:`no_reference_view`).
