@@ -35,13 +35,12 @@ None of these has a quality direction: they describe, they do not score.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from fusion.features._filters import YIQ, boxed_rgb255, prewitt_magnitude
-from fusion.features.contract import Extractor, Mode
+from fusion.features.full_reference import FullReferenceExtractor
 from fusion.io import Image
 
 __all__ = ["CHANGE_FEATURE_NAMES", "ChangeExtractor", "change_features"]
@@ -157,17 +156,15 @@ def change_features(reference: Image, distorted: Image) -> dict[str, float]:
     return dict(zip(CHANGE_FEATURE_NAMES, values, strict=True))
 
 
-class ChangeExtractor(Extractor):
+class ChangeExtractor(FullReferenceExtractor):
     """How the distorted image differs from its reference (module docstring)."""
 
     name = "change"
     version = 1
-    mode: ClassVar[Mode] = "fr"
     feature_names = CHANGE_FEATURE_NAMES
     higher_is_better = (None,) * len(CHANGE_FEATURE_NAMES)
     min_side = 16
 
-    def _compute(self, distorted: Image, reference: Image | None) -> dict[str, float]:
-        if reference is None:  # load_for refuses this before; kept for direct callers
-            raise ValueError(f"{self.key} needs a reference")
+    def _pair(self, reference: Image, distorted: Image) -> dict[str, float]:
+        """The change cues of a loaded pair."""
         return change_features(reference, distorted)

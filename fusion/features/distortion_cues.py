@@ -30,13 +30,12 @@ None of these has a quality direction.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from fusion.features._filters import YIQ, prewitt_magnitude
-from fusion.features.contract import Extractor, Mode
+from fusion.features.no_reference import NoReferenceExtractor
 from fusion.io import Image
 
 __all__ = ["DISTORTION_CUE_NAMES", "DistortionCuesExtractor", "distortion_cues"]
@@ -133,17 +132,15 @@ def distortion_cues(image: Image) -> dict[str, float]:
     return dict(zip(DISTORTION_CUE_NAMES, values, strict=True))
 
 
-class DistortionCuesExtractor(Extractor):
+class DistortionCuesExtractor(NoReferenceExtractor):
     """No-reference cues of the colour and spatial families (module docstring)."""
 
     name = "distortion_cues"
     version = 1
-    mode: ClassVar[Mode] = "nr"
     feature_names = DISTORTION_CUE_NAMES
     higher_is_better = (None,) * len(DISTORTION_CUE_NAMES)
     min_side = 16
 
-    def _compute(self, distorted: Image, reference: Image | None) -> dict[str, float]:
-        if reference is not None:  # load_for refuses this before; kept for direct callers
-            raise ValueError(f"{self.key} is a no-reference extractor: it takes no reference")
-        return distortion_cues(distorted)
+    def _image(self, image: Image) -> dict[str, float]:
+        """The distortion cues of a loaded image."""
+        return distortion_cues(image)
