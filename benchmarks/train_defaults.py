@@ -2,23 +2,35 @@
 
 Usage::
 
-    python benchmarks/train_defaults.py nr     # CLIVE share (human crowd MOS)
+    python benchmarks/train_defaults.py nr     # CLIVE share (human crowd MOS), "accurate"
+    python benchmarks/train_defaults.py fast   # the "fast" preset's no-reference model
     python benchmarks/train_defaults.py fr     # KADID-calibrated synthetic set (no FR human data)
-    python benchmarks/train_defaults.py nr-anchors # refit the NR stacker with anchors
-    python benchmarks/train_defaults.py fr-anchors # refit the FR stacker with anchors
+    python benchmarks/train_defaults.py nr-anchors   # refit the NR stacker with anchors
+    python benchmarks/train_defaults.py fast-anchors # the same for the fast preset
+    python benchmarks/train_defaults.py fr-anchors   # refit the FR stacker with anchors
 
 No-reference: the CLIVE share of ../shared/data (696 images), split by content into 80 %
-training and 20 % held out. Full-reference: no full-reference human-rated database is in
-../shared/data, so the model is fitted to the KADID-calibrated synthetic set of
-:mod:`fusion.training.calibrated` — KADID-10k's 25 distortions at levels 1–7 of 44
-references (24 Kodak, 4 scikit-image, the 16 best-rated CLIVE photographs), each with the
-KADID-10k mean rating of its (type, level) as target, plus each reference against itself
-(target 100) — with the monotone stacker and the handcrafted features alone (run
-``benchmarks/fr_calibrated.py`` first: it builds the set and its feature cache, and
-measures the alternatives); its metadata says so. The ``*-anchors`` modes refit the
-shipped bundle's stacker and interval on the same training part plus the anchor images of
-the 24 Kodak photographs (:mod:`fusion.training.anchors`), keeping its backbones. Each run
-prints the held-out report that goes into the bundle's metadata.json.
+training and 20 % held out. ``accurate`` (``fusion/models/default_nr``) fuses the three
+EfficientNet-Lite backbones (every stage's pooled features; Lite0 on 4 patches, Lite1 on
+9, Lite2 on 6) with every no-reference handcrafted extractor; ``fast``
+(``fusion/models/fast_nr``) fuses Lite0 on 4 patches with the NSS (BRISQUE-style) features
+alone. Their backbones are then exported with float16 weights (half the size, same speed),
+and the ``*-anchors`` step (run it next) refits the stacker on the features of those
+float16 graphs. A retrained bundle keeps the distortion diagnostics of the one it replaces
+(they read handcrafted features only; the ``fast`` preset has none, as it lacks most of
+their inputs).
+
+Full-reference: no full-reference human-rated database is in ../shared/data, so the model
+is fitted to the KADID-calibrated synthetic set of :mod:`fusion.training.calibrated` —
+KADID-10k's 25 distortions at levels 1–7 of 44 references (24 Kodak, 4 scikit-image, the
+16 best-rated CLIVE photographs), each with the KADID-10k mean rating of its (type, level)
+as target, plus each reference against itself (target 100) — with the monotone stacker and
+the handcrafted features alone (run ``benchmarks/fr_calibrated.py`` first: it builds the
+set and its feature cache, and measures the alternatives); its metadata says so. The
+``*-anchors`` modes refit the shipped bundle's stacker and interval on the same training
+part plus the anchor images of the 24 Kodak photographs (:mod:`fusion.training.anchors`),
+keeping its backbones. Each run prints the held-out report that goes into the bundle's
+metadata.json.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +51,15 @@ from fusion.training import train_fusion  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 WORK = ROOT / "benchmarks" / "results"
+#: The accurate preset's backbones and patches per image: 4/9/6 measured 0.797 CLIVE 5-fold
+#: SRCC against 0.798 for 9/9/9, at 48 ms less per 500×500 image (docs/models.md).
+ACCURATE_PATCHES = {"efficientnet_lite0": 4, "efficientnet_lite1": 9, "efficientnet_lite2": 6}
+CLIVE_DESCRIPTION = ("CLIVE share (LIVE In the Wild, Ghadiyaram & Bovik 2016): 696 "
+                     "photographs, crowd MOS 0–100")
+#: bundle name → (folder, work folder of its backbones and feature cache)
+BUNDLES = {"default_nr": (ROOT / "fusion" / "models" / "default_nr", WORK),
+           "fast_nr": (ROOT / "fusion" / "models" / "fast_nr", WORK / "fast"),
+           "default_fr": (ROOT / "fusion" / "models" / "default_fr", WORK / "fr_calibrated")}
 
 
 def severity_dataset() -> Dataset:
@@ -50,8 +72,8 @@ def severity_dataset() -> Dataset:
                                 jobs=2, progress=True)
 
 
-def refit_with_anchors(mode: str) -> int:
-    """Refit the shipped bundle's stacker with anchors (backbones unchanged)."""
+def refit_with_anchors(name: str) -> int:
+    """Refit the shipped bundle ``name``'s stacker with anchors (backbones unchanged)."""
     import tempfile
 
     import numpy as np
@@ -61,11 +83,11 @@ def refit_with_anchors(mode: str) -> int:
     from fusion.training.fused import heldout_split
 
     photos = sorted((SHARED / "pristine" / "kodak").glob("*.png"))
-    bundle = ROOT / "fusion" / "models" / f"default_{mode}"
+    bundle, work = BUNDLES[name]
+    mode = "fr" if name.endswith("_fr") else "nr"
     if mode == "nr":
         dataset = read_manifest(SHARED / "clive" / "manifest.csv", name="clive")
-        description = ("CLIVE share (LIVE In the Wild, Ghadiyaram & Bovik 2016): 696 "
-                       "photographs, crowd MOS 0–100")
+        description = CLIVE_DESCRIPTION
         train, _ = heldout_split(dataset)  # the split refit_stacker uses
         floor = float(np.min(dataset.scores[train]))
     else:
@@ -75,34 +97,73 @@ def refit_with_anchors(mode: str) -> int:
     anchors = anchor_dataset(photos, WORK / f"anchors_{mode}", mode=mode,  # type: ignore[arg-type]
                              floor=floor)
     staging = Path(tempfile.mkdtemp()) / "bundle"
-    work = WORK / "fr_calibrated" if mode == "fr" else WORK  # where its features are cached
-    report = refit_stacker(bundle, dataset, staging, work=work, name=f"default_{mode}",
+    previous = _previous_diagnostics(bundle)
+    report = refit_stacker(bundle, dataset, staging, work=work, name=name,
                            anchors=anchors, description=description)
     shutil.rmtree(bundle)
     shutil.copytree(staging, bundle)
+    _restore_diagnostics(bundle, previous)
     print(json.dumps(report["heldout_metrics"]["fused"], indent=1))
     print(json.dumps(report["heldout_metrics"]["interval"], indent=1))
     return 0
 
 
+def _previous_diagnostics(bundle: Path) -> tuple[Any, Any] | None:
+    """(diagnoser, its training note) of the bundle about to be replaced, if any."""
+    if not (bundle / "metadata.json").is_file():
+        return None
+    from fusion.bundle import load_bundle
+
+    diagnoser = load_bundle(bundle).diagnoser_
+    if diagnoser is None:
+        return None
+    entry = json.loads((bundle / "metadata.json").read_text()).get("diagnostics", {})
+    return diagnoser, entry.get("training")
+
+
+def _restore_diagnostics(bundle: Path, previous: tuple[Any, Any] | None) -> None:
+    if previous is not None:
+        from fusion.bundle import attach_diagnoser
+
+        attach_diagnoser(bundle, previous[0], previous[1])
+
+
 def main(argv: list[str]) -> int:
-    mode = argv[0] if argv else "nr"
-    if mode in ("nr-anchors", "fr-anchors"):
-        return refit_with_anchors(mode[:2])
-    out = ROOT / "fusion" / "models" / f"default_{mode}"
+    which = argv[0] if argv else "nr"
+    anchors = {"nr-anchors": "default_nr", "fast-anchors": "fast_nr",
+               "fr-anchors": "default_fr"}
+    if which in anchors:
+        return refit_with_anchors(anchors[which])
+    name = {"nr": "default_nr", "fast": "fast_nr", "fr": "default_fr"}[which]
+    out, work = BUNDLES[name]
+    previous = _previous_diagnostics(out) if which == "nr" else None
     if out.exists():
         shutil.rmtree(out)
-    if mode == "nr":
+    reuse = "--reuse" in argv
+    if which in ("nr", "fast"):
+        from fusion.features.no_reference import NSSExtractor
+
         dataset = read_manifest(SHARED / "clive" / "manifest.csv", name="clive")
-        description = ("CLIVE share (LIVE In the Wild, Ghadiyaram & Bovik 2016): 696 "
-                       "photographs, crowd MOS 0–100")
-        report = train_fusion(dataset, out, work=WORK, name="default_nr",
-                              description=description, reuse_backbones="--reuse" in argv)
+        if which == "nr":
+            report = train_fusion(dataset, out, work=work, name=name,
+                                  description=CLIVE_DESCRIPTION, reuse_backbones=reuse,
+                                  backbones=tuple(ACCURATE_PATCHES),
+                                  max_patches=ACCURATE_PATCHES)
+        else:
+            report = train_fusion(dataset, out, work=work, name=name,
+                                  description=CLIVE_DESCRIPTION, reuse_backbones=reuse,
+                                  max_patches=4, handcrafted=(NSSExtractor(),))
     else:
         dataset = severity_dataset()
-        report = train_fusion(dataset, out, work=WORK / "fr_calibrated", name="default_fr",
+        report = train_fusion(dataset, out, work=work, name=name,
                               description=dataset.description, backbones=(), monotone=True)
     print(json.dumps(report["heldout_metrics"], indent=1))
+    if which in ("nr", "fast"):
+        from fusion.training.fused import reexport_backbones
+
+        print("float16 backbones, largest output difference:", reexport_backbones(out))
+        print(f"now refit its stacker on the float16 features: {which}-anchors")
+    _restore_diagnostics(out, previous)
     return 0
 
 

@@ -1,8 +1,15 @@
 """``fusion.predict``, ``fusion.load`` and ``fusion.save``: the public entry points.
 
-The embedded default bundles (no-reference and full-reference) ship inside the package
-in ``fusion/models/``. Each is loaded on first use, once per process (concurrent first
-calls load it once), and kept.
+The embedded bundles ship inside the package in ``fusion/models/``, two presets of them:
+
+* ``accurate`` (the default): the no-reference model fuses three EfficientNet-Lite
+  backbones (Lite0, Lite1, Lite2) with every handcrafted feature;
+* ``fast``: the no-reference model fuses one backbone (Lite0, four patches) with the
+  cheap handcrafted features only (no pseudo-references, no diagnostics).
+
+Both presets share the full-reference model (handcrafted metrics, already fast). Each
+bundle is loaded on first use, once per process (concurrent first calls load it once),
+and kept.
 """
 
 from __future__ import annotations
@@ -19,11 +26,18 @@ if TYPE_CHECKING:
     from fusion.model import FusionModel
     from fusion.prediction import Prediction
 
-__all__ = ["DEFAULT_BUNDLES", "default_bundle_path", "default_model", "load", "predict",
-           "save"]
+__all__ = ["DEFAULT_BUNDLES", "DEFAULT_PRESET", "PRESETS", "default_bundle_path",
+           "default_model", "load", "predict", "save"]
 
-#: Package-relative folders of the embedded default bundles.
-DEFAULT_BUNDLES = {"nr": "models/default_nr", "fr": "models/default_fr"}
+#: Package-relative folders of the embedded bundles of each preset, by mode.
+PRESETS: dict[str, dict[str, str]] = {
+    "accurate": {"nr": "models/default_nr", "fr": "models/default_fr"},
+    "fast": {"nr": "models/fast_nr", "fr": "models/default_fr"},
+}
+#: The preset used when none is named.
+DEFAULT_PRESET = "accurate"
+#: Package-relative folders of the default preset's bundles.
+DEFAULT_BUNDLES = PRESETS[DEFAULT_PRESET]
 
 _defaults: BuiltOnce[FusionModel] = BuiltOnce()
 
@@ -34,7 +48,9 @@ def load(path: str | Path, *, num_threads: int | None = None) -> FusionModel:
     Parameters
     ----------
     path : str or Path
-        A bundle directory or zip (written by :func:`save`).
+        A bundle directory or zip (written by :func:`save`), or a preset name
+        (``"accurate"``, ``"fast"``: that preset's embedded no-reference model). A preset
+        name is never read as a relative path: write ``"./fast"`` for a folder so named.
     num_threads : int, optional
         Threads of each LiteRT interpreter (default: LiteRT's).
 
@@ -50,6 +66,8 @@ def load(path: str | Path, *, num_threads: int | None = None) -> FusionModel:
     """
     from fusion.bundle import load_bundle
 
+    if isinstance(path, str) and path in PRESETS:
+        path = default_bundle_path("nr", preset=path)
     return load_bundle(path, num_threads=num_threads)
 
 
@@ -86,31 +104,41 @@ def save(model: FusionModel, path: str | Path, *,
     return save_bundle(model, path, backbone_keras=backbone_keras, training=training)
 
 
-def default_bundle_path(mode: str) -> Path:
-    """The folder of the embedded default bundle of ``mode`` ("nr" or "fr").
+def default_bundle_path(mode: str, *, preset: str = DEFAULT_PRESET) -> Path:
+    """The folder of the embedded bundle of ``mode`` ("nr" or "fr") in ``preset``.
 
     Raises
     ------
+    ValueError
+        For an unknown mode or preset.
     FileNotFoundError
         If the bundle is not installed.
     """
-    if mode not in DEFAULT_BUNDLES:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}, "
+                         f"got {preset!r}")
+    if mode not in PRESETS[preset]:
         raise ValueError(f"mode must be 'nr' or 'fr', got {mode!r}")
-    folder = Path(str(resources.files("fusion") / DEFAULT_BUNDLES[mode]))
+    folder = Path(str(resources.files("fusion") / PRESETS[preset][mode]))
     if not (folder / "metadata.json").is_file():
-        raise FileNotFoundError(f"the default {mode} bundle is not installed at {folder}; "
+        raise FileNotFoundError(f"the {preset} {mode} bundle is not installed at {folder}; "
                                 "train it with benchmarks/train_defaults.py")
     return folder
 
 
-def default_model(mode: str) -> FusionModel:
-    """The embedded default model of ``mode`` ("nr" or "fr"), loaded once."""
-    return _defaults.get(mode, lambda: load(default_bundle_path(mode)))
+def default_model(mode: str, *, preset: str = DEFAULT_PRESET) -> FusionModel:
+    """The embedded model of ``mode`` ("nr" or "fr") in ``preset``, loaded once.
+
+    Presets that share a bundle (both full-reference ones) share one loaded model.
+    """
+    folder = default_bundle_path(mode, preset=preset)
+    return _defaults.get(str(folder), lambda: load(folder))
 
 
 def predict(image: ImageInput, reference: ImageInput | None = None, *,
-            quality_map: bool = False, data_range: float | None = None) -> Prediction:
-    """Score an image on 0–100 (higher = better) with the embedded default model.
+            quality_map: bool = False, data_range: float | None = None,
+            preset: str = DEFAULT_PRESET) -> Prediction:
+    """Score an image on 0–100 (higher = better) with an embedded model.
 
     ``predict(image)`` uses the no-reference model; ``predict(image, reference)`` the
     full-reference one. The result carries the score, its interval, the mode, the model
@@ -129,6 +157,9 @@ def predict(image: ImageInput, reference: ImageInput | None = None, *,
         The white level of array input, e.g. 4095 for 12-bit data in a uint16 array or
         255 for float data on 0–255 (default: 1 for floats, the dtype's maximum for
         integers).
+    preset : {"accurate", "fast"}, default "accurate"
+        Which embedded model: ``fast`` trades accuracy for speed without a reference
+        (see the README's table); with a reference both presets use the same model.
 
     Returns
     -------
@@ -158,5 +189,5 @@ def predict(image: ImageInput, reference: ImageInput | None = None, *,
     'nr'
     """
     mode = "nr" if reference is None else "fr"
-    return default_model(mode).predict(image, reference, quality_map=quality_map,
+    return default_model(mode, preset=preset).predict(image, reference, quality_map=quality_map,
                                        data_range=data_range)

@@ -20,10 +20,12 @@ SUMMARY_NAMES = ("q_weighted", "q_mean", "q_std")
 
 
 class BackboneExtractor(Extractor):
-    """An exported backbone as a versioned extractor (``bb_<name>_<mode>``).
+    """An exported backbone as a versioned extractor (``bb_<name>_<mode>[_p<patches>]``).
 
     Its version is the first 8 hex digits of the ``.tflite`` file's SHA-256 (as an int),
-    so a retrained backbone never reuses cached features of another.
+    so a retrained backbone never reuses cached features of another; a patch count other
+    than nine is part of the name, so features pooled over another count are not reused
+    either.
 
     A full-reference backbone may also come as ``parts`` (trunk and head ``.tflite``, see
     :class:`backbones.runtime.SplitPairBackbone`): prediction then embeds each reference
@@ -61,7 +63,10 @@ class BackboneExtractor(Extractor):
             width = int(self.runtime(np.zeros((1, self.patch_size, self.patch_size,
                                                self.runtime.channels), np.float32))
                         .shape[1]) - 2
-        self.name = f"bb_{backbone_name}_{self.mode}"  # type: ignore[misc]
+        # The patch count changes the pooled features: it is part of the name (and so of
+        # the cache key) whenever it is not the registry's default of nine.
+        patches = "" if max_patches == 9 else f"_p{max_patches}"
+        self.name = f"bb_{backbone_name}_{self.mode}{patches}"  # type: ignore[misc]
         self.version = int(sha256[:8], 16)
         prefix = f"bb:{backbone_name}:"
         self.feature_names = tuple(prefix + s for s in SUMMARY_NAMES) + tuple(
@@ -80,6 +85,12 @@ class BackboneExtractor(Extractor):
                 raise ValueError("trunk/head parts are for full-reference backbones")
             self._runtime = runtime
         return self._runtime
+
+    @property
+    def weight_precision(self) -> str:
+        """``"float16"`` or ``"float32"``: how the exported graph stores its weights."""
+        graph = self.pair_runtime.trunk if self.pair_runtime is not None else self.runtime
+        return str(graph.weight_precision)
 
     def _outputs(self, distorted: Image, reference: Image | None) -> tuple[Any, Any, Any]:
         """(pooled vector, patch grid, patch qualities), computed once per image (pair).

@@ -110,6 +110,7 @@ def save_bundle(model: FusionModel, path: str | Path, *,
                 "litert": litert, "sha256": extractor.sha256,
                 "max_patches": extractor.max_patches,
                 "patch_size": extractor.patch_size,
+                "weights": extractor.weight_precision,
             }
             if extractor.parts is not None:
                 parts = {}

@@ -62,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--example", nargs="?", const="", metavar="NAME",
         help="score a bundled example pair in both modes (default: coffee_jpeg)",
     )
-    score.add_argument("--model", help="a bundle to use instead of the default")
+    score.add_argument("--model", help="a bundle (or a preset name) to use instead of the "
+                       "default")
+    score.add_argument("--preset", choices=("accurate", "fast"), default=None,
+                       help="which embedded models (default: accurate); fast differs "
+                            "without a reference")
     score.add_argument("--json", action="store_true", help="print JSON instead of text")
     score.add_argument("--map", metavar="PNG", help="write the per-patch quality map overlay")
 
@@ -78,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("references", nargs="?",
                        help="with a folder INPUT: the folder of references, matched by name")
     batch.add_argument("--out", required=True, help="results file: .csv, .jsonl or .parquet")
-    batch.add_argument("--model", help="a bundle to use instead of the defaults")
+    batch.add_argument("--model", help="a bundle to use instead of the defaults, or a "
+                       "preset name (fast: its no-reference model)")
     batch.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     batch.add_argument("--cache", help="HDF5 feature cache to reuse and fill (resume)")
     batch.add_argument("--scheduler", metavar="ADDRESS",
@@ -195,6 +200,8 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import fusion
     from fusion.examples import EXAMPLE_NAMES, example_paths
 
+    if args.model and args.preset:
+        parser.error("give either --model or --preset, not both")
     model = fusion.load(args.model) if args.model else None
     jobs: list[tuple[str, str, str | None]] = []  # (label, image, reference)
     if args.example is not None:
@@ -215,8 +222,11 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("score needs IMAGE [REFERENCE], or --example")
     results = []
     for label, image_path, reference_path in jobs:
-        predictor = model.predict if model is not None else fusion.predict
-        result = predictor(image_path, reference_path, quality_map=bool(args.map))
+        if model is not None:
+            result = model.predict(image_path, reference_path, quality_map=bool(args.map))
+        else:
+            result = fusion.predict(image_path, reference_path, quality_map=bool(args.map),
+                                    preset=args.preset or "accurate")
         results.append((label, result))
         if args.map and result.quality_map is not None:
             result.quality_map.overlay(image_path).save(args.map)

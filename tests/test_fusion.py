@@ -386,6 +386,29 @@ def test_default_models_predict(mode: str) -> None:
         assert own is not None and own.values.mean() > mapped.values.mean()
 
 
+def test_presets_accurate_and_fast() -> None:
+    reference, distorted = fusion.example_pair("coffee_jpeg")
+    accurate = fusion.api.default_model("nr")
+    fast = fusion.api.default_model("nr", preset="fast")
+    assert accurate is fusion.api.default_model("nr", preset="accurate")
+    names = [e.backbone_name for e in accurate.extractors if hasattr(e, "backbone_name")]
+    assert names == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    fast_backbones = [e for e in fast.extractors if hasattr(e, "backbone_name")]
+    assert [e.max_patches for e in fast_backbones] == [4]
+    assert "pseudo_reference" not in {e.name for e in fast.extractors}
+    assert fast.diagnoser_ is None and accurate.diagnoser_ is not None
+    result = fusion.predict(distorted, preset="fast")
+    assert result.model.startswith("fast_nr@") and 0 <= result.score <= 100
+    assert result.diagnostics is None
+    assert fusion.load("fast").name.startswith("fast_nr@")
+    assert fusion.load("accurate").name.startswith("default_nr@")
+    # with a reference both presets use the one full-reference model
+    assert fusion.api.default_model("fr", preset="fast") is fusion.api.default_model("fr")
+    assert fusion.predict(distorted, reference, preset="fast").model.startswith("default_fr@")
+    with pytest.raises(ValueError, match="preset must be one of 'accurate', 'fast'"):
+        fusion.predict(distorted, preset="fastest")
+
+
 # ------------------------------------------------------------------ the anchor gate
 
 

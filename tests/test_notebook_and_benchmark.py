@@ -147,3 +147,38 @@ def test_diagnostics_quick_mode_reports_both_modes(shared_data: Path, tmp_path: 
         assert part["top1"] > 2 / len(FAMILY_NAMES)  # trained on 2 photographs a fold
     assert report["fr"]["all"]["top1"] > 0.6
     assert "level_1" in result.stdout
+
+
+@pytest.mark.slow
+def test_nr_ablation_and_tuning_quick_modes(shared_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("keras", reason="the ablation exports its trunk graphs with Keras")
+    if not (shared_data / "clive" / "manifest.csv").is_file():
+        pytest.skip("needs the CLIVE share in the shared data")
+    ablation, tuning = tmp_path / "ablation", tmp_path / "tuning"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "nr_ablation.py"), "--quick",
+         "--out", str(ablation), "--data", str(shared_data)],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((ablation / "report_quick.json").read_text())
+    rows = {r["configuration"]: r for r in report["rows"]}
+    assert report["items"] == 80 and report["folds"] == 3
+    every = rows["lite0 alone, every stage + head, 9 patches"]
+    first = rows["lite0 alone, stages 2,4,6 + head, 9 patches"]
+    assert every["dims"] == 2064 and first["dims"] == 24 + 80 + 192 + 1280
+    # ImageNet features rank CLIVE photographs well above chance even on 80 images
+    assert every["srcc"] > 0.5 and rows["fast preset: Lite0, 4 patches + NSS"]["srcc"] > 0.5
+    assert "| fine-tuned trunks | see benchmarks/nr_tuning.py |" in result.stdout
+
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "nr_tuning.py"), "--quick",
+         "--out", str(tuning), "--ablation", str(ablation), "--data", str(shared_data)],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tuning / "report_quick.json").read_text())
+    folds = report["tuning"]["efficientnet_lite0"]
+    assert len(folds) == 3 and all(len(f["validation_srcc"]) == 2 for f in folds)
+    # two epochs on ~50 photographs: the cross-fitted tuned quality still ranks above chance
+    assert np.mean([f["heldout_srcc"] for f in folds]) > 0.2
+    configurations = {r["configuration"] for r in report["rows"]}
+    assert "frozen features + tuned qualities + handcrafted" in configurations

@@ -61,6 +61,17 @@ def test_cli_scores_the_example_in_both_modes(capsys: pytest.CaptureFixture[str]
     assert out.count("dominant distortion: ") == 2
 
 
+def test_cli_fast_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--example", "--preset", "fast"]) == 0
+    out = capsys.readouterr().out
+    assert "model fast_nr@" in out and "model default_fr@" in out
+    assert out.count("dominant distortion: ") == 1  # the fast model has no diagnostics
+    with pytest.raises(SystemExit) as info:
+        main(["score", "--example", "--preset", "fast", "--model", "fast"])
+    assert info.value.code == 2
+    assert "not both" in capsys.readouterr().err
+
+
 def test_cli_json_map_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fusion.examples import example_paths
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,15 @@ from fusion.bundle import save_bundle, write_checksums
 from fusion.datasets import Dataset
 from fusion.feature_table import compute_features
 from fusion.features import FULL_REFERENCE_EXTRACTORS, NO_REFERENCE_EXTRACTORS
+from fusion.features.contract import Extractor
 from fusion.metrics import evaluate
 from fusion.model import FusionModel
 from fusion.splits import train_val_test_split
 from fusion.stacking import learner_contributions
 from fusion.training.backbone import TrainingResult, train_backbone
 
-__all__ = ["add_pair_parts", "heldout_split", "refit_stacker", "save_heads", "train_fusion"]
+__all__ = ["add_pair_parts", "heldout_split", "reexport_backbones", "refit_stacker",
+           "save_heads", "train_fusion"]
 
 
 def save_heads(model: Any, path: str | Path) -> Path:
@@ -76,13 +79,19 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
                  ("efficientnet_lite0",), work: str | Path, name: str, seed: int = 0,
                  test_fraction: float = 0.2, trials: int = 3, coverage: float = 0.9,
                  description: str = "", reuse_backbones: bool = False,
-                 monotone: bool = False) -> dict[str, Any]:
+                 monotone: bool = False,
+                 max_patches: int | Mapping[str, int] | None = None,
+                 handcrafted: Sequence[Extractor] | None = None) -> dict[str, Any]:
     """Train, measure and save a fused model; returns the held-out report.
 
     ``reuse_backbones`` reuses backbones already trained in ``work`` with the same split
     (their ``<name>_<mode>.json`` report), instead of training them again; ``backbones=()``
     fuses the handcrafted features alone. ``monotone`` fits the monotone stacker
-    (:class:`fusion.FusionModel`), which uses no backbone column.
+    (:class:`fusion.FusionModel`), which uses no backbone column. ``max_patches`` caps the
+    patches per image of every backbone, or of each one by name (default: each one's
+    registry value);
+    ``handcrafted`` replaces the mode's default handcrafted extractors (e.g. a cheaper set
+    for the ``fast`` preset).
     """
     start = time.perf_counter()
     work = Path(work)
@@ -96,21 +105,27 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
         if reuse_backbones and report_path.is_file():
             result = TrainingResult(**json.loads(report_path.read_text()))
         else:
+            patches = max_patches.get(backbone) if isinstance(max_patches, Mapping) \
+                else max_patches
             result = train_backbone(backbone, dataset[train], work, mode=dataset.mode,
-                                    seed=seed, trials=trials, progress=True)
+                                    seed=seed, trials=trials, progress=True,
+                                    max_patches=patches)
         model = load_keras(result.keras_path)
         heads[backbone] = save_heads(model, work / f"{backbone}_{dataset.mode}.heads.keras")
         parts = None
         if dataset.mode == "fr":
             parts = export_pair_parts(model, work, f"{backbone}_fr")
         extractors.append(BackboneExtractor(backbone, result.litert_path,
-                                            sha256_of(result.litert_path), parts=parts))
+                                            sha256_of(result.litert_path), parts=parts,
+                                            max_patches=int(result.settings["max_patches"])))
         backbone_reports[backbone] = {"validation": result.validation,
                                       "settings": result.settings,
                                       "seconds": round(result.seconds, 1),
                                       "litert_max_difference": result.litert_max_difference}
-    extractors += list(FULL_REFERENCE_EXTRACTORS if dataset.mode == "fr"
-                       else NO_REFERENCE_EXTRACTORS)
+    if handcrafted is None:
+        handcrafted = FULL_REFERENCE_EXTRACTORS if dataset.mode == "fr" else \
+            NO_REFERENCE_EXTRACTORS
+    extractors += list(handcrafted)
     return _fit_report_save(dataset, extractors, train, test, out, work=work, name=name,
                             seed=seed, coverage=coverage, description=description,
                             heads=heads, extra={"backbones": backbone_reports}, start=start,
@@ -198,6 +213,27 @@ def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: 
     return training
 
 
+def _rebuilt_backbone(folder: Path, entry: dict[str, Any], *,
+                      tolerance: float = 1e-4) -> Any:
+    """The Keras backbone of a bundle entry: registry trunk + the bundle's trained heads.
+
+    Checked against the bundle's ``.tflite`` (largest difference ≤ ``tolerance``; 1e-4
+    for a float32 graph) before it is used.
+    """
+    model = get_backbone(entry["backbone"], mode=entry.get("mode", "nr"))
+    heads = load_keras(folder / entry["keras"])
+    for layer in heads.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    size, channels = int(model.input_shape[1]), int(model.input_shape[-1])
+    sample = np.random.default_rng(0).random((3, size, size, channels)).astype(np.float32)
+    difference = max_litert_difference(model, folder / entry["litert"], sample)
+    if difference > tolerance:
+        raise ValueError(f"{entry['key']}: the rebuilt backbone differs from the "
+                         f"bundle's by {difference:.2e}")
+    return model
+
+
 def add_pair_parts(bundle: str | Path) -> list[str]:
     """Add trunk/head parts to every full-reference backbone of a bundle directory.
 
@@ -213,17 +249,7 @@ def add_pair_parts(bundle: str | Path) -> list[str]:
         if entry.get("kind") != "backbone" or "keras" not in entry or \
                 metadata["mode"] != "fr":
             continue
-        model = get_backbone(entry["backbone"], mode="fr")
-        heads = load_keras(folder / entry["keras"])
-        for layer in heads.layers:
-            if layer.weights:
-                model.get_layer(layer.name).set_weights(layer.get_weights())
-        size = int(model.input_shape[1])
-        sample = np.random.default_rng(0).random((3, size, size, 6)).astype(np.float32)
-        difference = max_litert_difference(model, folder / entry["litert"], sample)
-        if difference > 1e-4:
-            raise ValueError(f"{entry['key']}: the rebuilt backbone differs from the "
-                             f"bundle's by {difference:.2e}")
+        model = _rebuilt_backbone(folder, {**entry, "mode": "fr"})
         stem = Path(entry["litert"]).stem
         trunk, head = export_pair_parts(model, folder / "backbones", stem)
         entry["litert_parts"] = {
@@ -233,6 +259,55 @@ def add_pair_parts(bundle: str | Path) -> list[str]:
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
     write_checksums(folder)
     return added
+
+
+def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
+                       tolerance: float = 0.1) -> dict[str, float]:
+    """Re-export every no-reference backbone of a bundle directory at ``precision``.
+
+    ``"float16"``: float16 weights (:func:`backbones.export.export_litert_float16`, half
+    the size, same speed: the runtime widens them to float32 when it loads the graph);
+    ``"float32"``: Keras's own float32 export (to measure what float16 changed, see
+    ``benchmarks/quantised.py``). Each backbone is rebuilt (:func:`_rebuilt_backbone`,
+    checked against the bundle's graph to 1e-4 for float32 bundles) and the new graph is
+    compared with the Keras model on 16 seeded random patches; above ``tolerance``
+    (largest absolute output difference) the old file is kept. ``metadata.json`` (file,
+    SHA-256, key, ``weights``) and ``SHA256SUMS`` are rewritten. Returns each replaced
+    backbone's largest difference. Needs the train extra.
+    """
+    from backbones.export import export_litert, export_litert_float16
+
+    exporters = {"float16": export_litert_float16, "float32": export_litert}
+    if precision not in exporters:
+        raise ValueError(f"precision must be 'float16' or 'float32', got {precision!r}")
+    folder = Path(bundle)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    if metadata["mode"] != "nr":
+        raise ValueError("reexport_backbones is for no-reference bundles (full-reference "
+                         "backbones also ship trunk/head parts)")
+    replaced = {}
+    for entry in metadata["extractors"]:
+        if entry.get("kind") != "backbone" or "keras" not in entry:
+            continue
+        model = _rebuilt_backbone(folder, entry,
+                                  tolerance=1e-4 if entry.get("weights") != "float16"
+                                  else tolerance)
+        old = folder / entry["litert"]
+        new = exporters[precision](model, old.with_name(f"{old.stem}.{precision}.tflite"))
+        size = int(model.input_shape[1])
+        patches = np.random.default_rng(1).random((16, size, size, 3)).astype(np.float32)
+        difference = max_litert_difference(model, new, patches)
+        if difference > tolerance:
+            new.unlink()
+            continue
+        old.unlink()
+        new = new.rename(old)
+        entry["sha256"] = sha256_of(new)
+        entry["key"] = BackboneExtractor(entry["backbone"], new, entry["sha256"]).key
+        replaced[entry["backbone"]] = difference
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    write_checksums(folder)
+    return replaced
 
 
 def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> dict[str, Any]:
