@@ -165,7 +165,7 @@ def test_nr_ablation_and_tuning_quick_modes(shared_data: Path, tmp_path: Path) -
     assert report["items"] == 80 and report["folds"] == 3
     every = rows["lite0 alone, every stage + head, 9 patches"]
     first = rows["lite0 alone, stages 2,4,6 + head, 9 patches"]
-    assert every["dims"] == 2064 and first["dims"] == 24 + 80 + 192 + 1280
+    assert every["dims"] == 2064 and first["dims"] == 40 + 112 + 320 + 1280
     # ImageNet features rank CLIVE photographs well above chance even on 80 images
     assert every["srcc"] > 0.5 and rows["fast preset: Lite0, 4 patches + NSS"]["srcc"] > 0.5
     assert "| fine-tuned trunks | see benchmarks/nr_tuning.py |" in result.stdout
