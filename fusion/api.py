@@ -189,5 +189,5 @@ def predict(image: ImageInput, reference: ImageInput | None = None, *,
     'nr'
     """
     mode = "nr" if reference is None else "fr"
-    return default_model(mode, preset=preset).predict(image, reference, quality_map=quality_map,
-                                       data_range=data_range)
+    model = default_model(mode, preset=preset)
+    return model.predict(image, reference, quality_map=quality_map, data_range=data_range)

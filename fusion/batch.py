@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fusion._once import BuiltOnce
+from fusion.api import PRESETS
 
 if TYPE_CHECKING:
     from fusion.cache import FeatureCache
@@ -366,7 +367,8 @@ def score_batch(
     references : str or Path, optional
         A folder of references matched by file name (with a folder ``source``).
     model : str or Path, optional
-        A bundle; default: the embedded default model of each item's mode.
+        A bundle, or a preset name (``"fast"``: that preset's no-reference model);
+        default: the embedded default model of each item's mode.
     jobs : int, default 1
         Worker processes on this machine (joblib/loky); 1 computes in this process.
     cache : str or Path, optional
@@ -406,6 +408,10 @@ def score_batch(
     if cache is not None:
         _check_target(Path(cache), "cache")
     items = source if isinstance(source, BatchInput) else BatchInput(source, references)
+    if isinstance(model, str) and model in PRESETS:  # a preset's no-reference model
+        from fusion.api import default_bundle_path
+
+        model = default_bundle_path("nr", preset=model)
     bundle = None if model is None else str(Path(model).resolve())
     parallel = jobs > 1 or scheduler is not None
     num_threads = 1 if parallel else None

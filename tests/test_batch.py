@@ -257,6 +257,17 @@ def test_a_model_of_the_other_mode_is_an_item_error(tmp_path: Path) -> None:
     assert "is nr; this item is fr" in rows[0]["error"] and rows[1]["status"] == "ok"
 
 
+def test_a_preset_name_selects_its_no_reference_model(tmp_path: Path) -> None:
+    _, image = example_paths(EXAMPLE_NAMES[0])
+    manifest = tmp_path / "items.csv"
+    manifest.write_text(f"image\n{image}\n")
+    summary = score_batch(manifest, tmp_path / "out.csv", model="fast", progress=False)
+    rows = _read_rows(tmp_path / "out.csv")
+    assert summary.scored == 1 and rows[0]["model"].startswith("fast_nr@")
+    assert float(rows[0]["score"]) == pytest.approx(fusion.predict(image, preset="fast").score)
+    assert rows[0]["family"] == ""  # the fast model has no diagnostics
+
+
 def test_a_failing_job_leaves_the_previous_output_alone(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch
                                                         ) -> None:
