@@ -202,12 +202,12 @@ def apply_upper_stages(trunk: Any, x: Any, start_stage: int) -> Any:
     layers = keras.layers
     if not 1 <= start_stage <= 7:
         raise ValueError(f"start_stage must be 1–7 (7: the head alone), got {start_stage}")
+    by_name = {layer.name: layer for layer in trunk.layers}
     for block in trunk.lite_blocks:
         if block.stage < start_stage:
             continue
-        names = {layer.name for layer in trunk.layers}
-        own = {role: trunk.get_layer(f"b{block.index}_{role}") for role in _ROLES
-               if f"b{block.index}_{role}" in names}
+        own = {role: by_name[f"b{block.index}_{role}"] for role in _ROLES
+               if f"b{block.index}_{role}" in by_name}
         x = _apply_block(x, block, own, layers, training=False,
                          add_name=f"upper_b{block.index}_add")
     x = trunk.get_layer("head_conv")(x)

@@ -163,6 +163,39 @@ def handcrafted_features(dataset: Dataset, out: Path) -> tuple[np.ndarray, list[
     return table.values, list(table.feature_names)
 
 
+def clive_share(data: Path, quick: bool) -> Dataset | None:
+    """The CLIVE share (its first 80 images with ``quick``); None, said on stderr, if absent."""
+    manifest = data / "clive" / "manifest.csv"
+    if not manifest.is_file():
+        print(f"no CLIVE manifest at {manifest}", file=sys.stderr)
+        return None
+    dataset = read_manifest(manifest, name="clive")
+    return dataset[np.arange(80)] if quick else dataset
+
+
+def measured_row(label: str, blocks: dict[str, np.ndarray], handcrafted: np.ndarray | None,
+                 handcrafted_names: list[str], scores: np.ndarray, groups: np.ndarray,
+                 folds: int) -> dict[str, Any]:
+    """One configuration's cross-validated row (:func:`cross_validated`), printed as it comes."""
+    metrics = cross_validated(blocks, handcrafted, handcrafted_names, scores, groups, folds)
+    print(f"{label:<72} SRCC {metrics['srcc']:.3f} ± {metrics['srcc_sd']:.3f}  "
+          f"PLCC {metrics['plcc']:.3f}  ({metrics['dims']} values)", flush=True)
+    return {"configuration": label, **metrics}
+
+
+def markdown_row(row: dict[str, Any], *, values: bool = True) -> str:
+    """A results row as a Markdown table line (SRCC and PLCC with their spread)."""
+    line = (f"| {row['configuration']} | {row['srcc']:.3f} ± {row['srcc_sd']:.3f} | "
+            f"{row['plcc']:.3f} ± {row['plcc_sd']:.3f} |")
+    return line + f" {row['dims']} |" if values else line
+
+
+def write_report(out: Path, quick: bool, report: dict[str, Any]) -> None:
+    """``report.json`` (``report_quick.json`` for ``--quick``) in ``out``."""
+    (out / ("report_quick.json" if quick else "report.json")).write_text(
+        json.dumps(report, indent=1))
+
+
 def configurations(backbones: tuple[str, ...]
                    ) -> list[tuple[str, dict[str, tuple[str, str, tuple[int, ...] | None]],
                                str | None]]:
@@ -211,14 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                         "nr_ablation")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    manifest = args.data / "clive" / "manifest.csv"
-    if not manifest.is_file():
-        print(f"no CLIVE manifest at {manifest}", file=sys.stderr)
+    dataset = clive_share(args.data, args.quick)
+    if dataset is None:
         return 2
-    dataset = read_manifest(manifest, name="clive")
-    backbones, folds = BACKBONES, 5
-    if args.quick:
-        dataset, backbones, folds = dataset[np.arange(80)], BACKBONES[:1], 3
+    backbones, folds = (BACKBONES[:1], 3) if args.quick else (BACKBONES, 5)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     features = {n: sampled_features(n, dataset, args.out) for n in backbones}
@@ -236,19 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         handcrafted = None if hand_subset is None else \
             (hand if hand_subset == "all" else hand[:, nss])
         names = hand_names if hand_subset != "nss" else [hand_names[i] for i in nss]
-        metrics = cross_validated(columns, handcrafted, names, scores, groups, folds)
-        results.append({"configuration": label, **metrics})
-        print(f"{label:<72} SRCC {metrics['srcc']:.3f} ± {metrics['srcc_sd']:.3f}  "
-              f"PLCC {metrics['plcc']:.3f}  ({metrics['dims']} values)", flush=True)
+        results.append(measured_row(label, columns, handcrafted, names, scores, groups,
+                                    folds))
     print("\n| configuration | SRCC | PLCC | values |\n|---|---|---|---:|")
-    for r in results:
-        print(f"| {r['configuration']} | {r['srcc']:.3f} ± {r['srcc_sd']:.3f} | "
-              f"{r['plcc']:.3f} ± {r['plcc_sd']:.3f} | {r['dims']} |")
+    for row in results:
+        print(markdown_row(row))
     print("| fine-tuned trunks | see benchmarks/nr_tuning.py | | |")
-    report = {"items": len(dataset), "folds": folds, "rows": results,
-              "seconds": round(time.perf_counter() - start, 1)}
-    (args.out / ("report_quick.json" if args.quick else "report.json")).write_text(
-        json.dumps(report, indent=1))
+    write_report(args.out, args.quick, {"items": len(dataset), "folds": folds,
+                                        "rows": results,
+                                        "seconds": round(time.perf_counter() - start, 1)})
     return 0
 
 

@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 import nr_ablation  # noqa: E402
 
-from fusion.datasets import read_manifest  # noqa: E402
 from fusion.metrics import plcc, srcc  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -55,16 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbones", default=",".join(nr_ablation.BACKBONES))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    manifest = args.data / "clive" / "manifest.csv"
-    if not manifest.is_file():
-        print(f"no CLIVE manifest at {manifest}", file=sys.stderr)
+    dataset = nr_ablation.clive_share(args.data, args.quick)
+    if dataset is None:
         return 2
-    dataset = read_manifest(manifest, name="clive")
     backbones = tuple(args.backbones.split(","))
     folds, settings = 5, TuningSettings()
     if args.quick:
-        dataset, backbones, folds = dataset[np.arange(80)], backbones[:1], 3
-        settings = TuningSettings(epochs=2)
+        backbones, folds, settings = backbones[:1], 3, TuningSettings(epochs=2)
     args.out.mkdir(parents=True, exist_ok=True)
     scores, groups = dataset.scores, dataset.content_ids
     start = time.perf_counter()
@@ -94,38 +90,27 @@ def main(argv: list[str] | None = None) -> int:
     hand, hand_names = nr_ablation.handcrafted_features(dataset, args.ablation)
     tuned_columns = np.column_stack([tuned[n] for n in backbones])
     tuned_names = [f"bb:{n}:q_tuned" for n in backbones]
-    rows = []
-
-    def measure(label: str, blocks: dict[str, np.ndarray], extra: np.ndarray | None,
-                extra_names: list[str]) -> None:
-        metrics = nr_ablation.cross_validated(blocks, extra, extra_names, scores, groups,
-                                              folds)
-        rows.append({"configuration": label, **metrics})
-        print(f"{label:<66} SRCC {metrics['srcc']:.3f} ± {metrics['srcc_sd']:.3f}  "
-              f"PLCC {metrics['plcc']:.3f}", flush=True)
-
     both = np.column_stack([tuned_columns, hand])
-    measure("tuned qualities alone (linear)", {}, tuned_columns, tuned_names)
-    measure("frozen features, no handcrafted", frozen, None, [])
-    measure("frozen features + tuned qualities", frozen, tuned_columns, tuned_names)
-    measure("frozen features + handcrafted (accurate preset today)", frozen, hand,
-            hand_names)
-    measure("frozen features + tuned qualities + handcrafted", frozen, both,
-            tuned_names + hand_names)
+    rows = [nr_ablation.measured_row(label, blocks, extra, extra_names, scores, groups, folds)
+            for label, blocks, extra, extra_names in (
+                ("tuned qualities alone (linear)", {}, tuned_columns, tuned_names),
+                ("frozen features, no handcrafted", frozen, None, []),
+                ("frozen features + tuned qualities", frozen, tuned_columns, tuned_names),
+                ("frozen features + handcrafted (accurate preset today)", frozen, hand,
+                 hand_names),
+                ("frozen features + tuned qualities + handcrafted", frozen, both,
+                 tuned_names + hand_names))]
     print("\n| configuration | SRCC | PLCC |\n|---|---|---|")
     for name in backbones:
         per_fold = [r["heldout_srcc"] for r in reports[name]]
         print(f"| {name} tuned alone (its own quality, per held-out fold) | "
               f"{np.mean(per_fold):.3f} ± {np.std(per_fold):.3f} | "
               f"{plcc(tuned[name], scores):.3f} (pooled) |")
-    for r in rows:
-        print(f"| {r['configuration']} | {r['srcc']:.3f} ± {r['srcc_sd']:.3f} | "
-              f"{r['plcc']:.3f} ± {r['plcc_sd']:.3f} |")
-    report = {"items": len(dataset), "folds": folds, "settings": settings.__dict__,
-              "tuning": reports, "rows": rows,
-              "seconds": round(time.perf_counter() - start, 1)}
-    (args.out / ("report_quick.json" if args.quick else "report.json")).write_text(
-        json.dumps(report, indent=1))
+    for row in rows:
+        print(nr_ablation.markdown_row(row, values=False))
+    nr_ablation.write_report(args.out, args.quick, {
+        "items": len(dataset), "folds": folds, "settings": settings.__dict__,
+        "tuning": reports, "rows": rows, "seconds": round(time.perf_counter() - start, 1)})
     return 0
 
 

@@ -213,14 +213,14 @@ def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: 
     return training
 
 
-def _rebuilt_backbone(folder: Path, entry: dict[str, Any], *,
+def _rebuilt_backbone(folder: Path, entry: dict[str, Any], *, mode: str = "nr",
                       tolerance: float = 1e-4) -> Any:
     """The Keras backbone of a bundle entry: registry trunk + the bundle's trained heads.
 
     Checked against the bundle's ``.tflite`` (largest difference ≤ ``tolerance``; 1e-4
     for a float32 graph) before it is used.
     """
-    model = get_backbone(entry["backbone"], mode=entry.get("mode", "nr"))
+    model = get_backbone(entry["backbone"], mode=mode)
     heads = load_keras(folder / entry["keras"])
     for layer in heads.layers:
         if layer.weights:
@@ -249,7 +249,7 @@ def add_pair_parts(bundle: str | Path) -> list[str]:
         if entry.get("kind") != "backbone" or "keras" not in entry or \
                 metadata["mode"] != "fr":
             continue
-        model = _rebuilt_backbone(folder, {**entry, "mode": "fr"})
+        model = _rebuilt_backbone(folder, entry, mode="fr")
         stem = Path(entry["litert"]).stem
         trunk, head = export_pair_parts(model, folder / "backbones", stem)
         entry["litert_parts"] = {
