@@ -222,3 +222,32 @@ def test_haarpsi_separable_filtering_matches_conv2_same() -> None:
         full = convolve2d(plane, np.outer(column, row), mode="full")
         expected = full[size // 2:size // 2 + 37, size // 2:size // 2 + 50]
         np.testing.assert_allclose(_conv2_same(plane, column, row), expected, atol=1e-12)
+
+
+def test_haarpsi_summed_area_responses_match_conv2_same() -> None:
+    # the Haar responses read from a summed-area table equal the filters of haarpsi.py
+    from fusion.features.haarpsi import _conv2_same, _haar_responses
+
+    plane = np.random.default_rng(4).random((37, 50)) * 255.0
+    responses = _haar_responses(plane)
+    for scale in range(1, 4):
+        size = 2 ** scale
+        step = np.concatenate([-np.ones(size // 2), np.ones(size // 2)])
+        flat = np.full(size, 2.0 ** -scale)
+        np.testing.assert_allclose(responses[0, scale - 1], _conv2_same(plane, step, flat),
+                                   atol=1e-9)
+        np.testing.assert_allclose(responses[1, scale - 1], _conv2_same(plane, flat, step),
+                                   atol=1e-9)
+
+
+def test_fsim_scharr_gradient_matches_conv2_same() -> None:
+    # FeatureSIM.m: conv2(Y, [3 0 -3; 10 0 -10; 3 0 -3]/16, 'same') and its transpose
+    from scipy.signal import convolve2d
+
+    from fusion.features.fsim import scharr_magnitude
+
+    plane = np.random.default_rng(5).random((31, 44)) * 255.0
+    kernel = np.array([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]]) / 16.0
+    gx = convolve2d(plane, kernel, mode="same")
+    gy = convolve2d(plane, kernel.T, mode="same")
+    np.testing.assert_allclose(scharr_magnitude(plane), np.hypot(gx, gy), atol=1e-9)

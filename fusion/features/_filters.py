@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -215,13 +215,14 @@ def boxed_rgb255(image: Image, factor: int) -> NDArray[np.float64]:
     """
     def build() -> NDArray[np.float64]:
         source = image.source if image.source.ndim == 3 else image.source[:, :, None]
+        values: NDArray[Any]
         if image.integer_levels is None:  # floats: white level → 255
             planes = (image.rgb if image.source.ndim == 3 else image.luma[:, :, None])
             values = np.asarray(planes, dtype=np.float64) * 255.0
+        elif image.integer_levels == 255:  # 8-bit: the box sums are exact in float32
+            values = source
         else:
-            values = np.asarray(source, dtype=np.float64)
-            if image.integer_levels != 255:
-                values *= 255.0 / image.integer_levels
+            values = np.asarray(source, dtype=np.float64) * (255.0 / image.integer_levels)
         boxed = np.stack([box_downsample(values[:, :, c], factor, "zero").astype(np.float64)
                           for c in range(values.shape[2])], axis=2)
         boxed.flags.writeable = False

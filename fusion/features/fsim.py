@@ -29,9 +29,6 @@ Plane = NDArray[np.float64]
 #: Smallest side FSIM accepts (phase congruency of a few pixels means nothing).
 FSIM_MIN_SIDE = 16
 
-_SCHARR_X = np.array([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]]) / 16.0
-
-
 def fsim(image_true: ImageInput, image_test: ImageInput, *, data_range: float | None = None,
          chromatic: bool = True) -> float:
     """FSIMc (default) or FSIM of a pair; higher = better, 1 for identical images.
@@ -99,17 +96,17 @@ def _yiq_planes(image: Image) -> tuple[Plane, Plane, Plane]:
 
 
 def scharr_magnitude(plane: Plane) -> Plane:
-    """Gradient magnitude with ``conv2(plane, kernel, 'same')`` (zero padding)."""
+    """Gradient magnitude with ``conv2(plane, kernel, 'same')`` (zero padding).
+
+    The Scharr kernel is separable, ``[3 10 3]ᵀ/16 ⊗ [1 0 −1]``: a central difference
+    along one axis, a 3-tap smoothing along the other. (``conv2`` flips the kernel; the
+    magnitude does not depend on the sign.)
+    """
     padded = np.pad(plane, 1)
-    gx = np.zeros_like(plane)
-    gy = np.zeros_like(plane)
-    h, w = plane.shape
-    for r in range(3):
-        for c in range(3):
-            window = padded[r:r + h, c:c + w]
-            # conv2 flips the kernel; the magnitude does not depend on the sign
-            gx += _SCHARR_X[2 - r, 2 - c] * window
-            gy += _SCHARR_X.T[2 - r, 2 - c] * window
+    across = padded[:, 2:] - padded[:, :-2]  # (H + 2, W)
+    down = padded[2:, :] - padded[:-2, :]  # (H, W + 2)
+    gx = (3.0 * (across[:-2] + across[2:]) + 10.0 * across[1:-1]) / 16.0
+    gy = (3.0 * (down[:, :-2] + down[:, 2:]) + 10.0 * down[:, 1:-1]) / 16.0
     return np.asarray(np.hypot(gx, gy))
 
 
@@ -190,15 +187,14 @@ def phase_congruency(plane: Plane) -> Plane:
     amplitude_all = np.zeros((rows, cols), np.float32)
     for o in range(bank.shape[0]):
         responses = np.fft.ifft2(spectrum[None] * bank[o], axes=(-2, -1))
+        total = responses.sum(axis=0)  # Σ even + i·Σ odd over the scales
+        mean = total / (np.abs(total) + 1e-4)  # the unit mean phase vector
+        # Σ_s (e_s·mean_e + o_s·mean_o) = Re(total·conj(mean)), from the sums alone; the
+        # deviations |e_s·mean_o − o_s·mean_e| = |Im(r_s·conj(mean))| need every scale
+        conjugate = np.conj(mean)
+        energy = (total * conjugate).real - np.abs((responses * conjugate).imag).sum(axis=0)
         amplitudes = np.abs(responses)
-        sum_even = responses.real.sum(axis=0)
-        sum_odd = responses.imag.sum(axis=0)
-        norm = np.sqrt(sum_even ** 2 + sum_odd ** 2) + 1e-4
-        mean_even, mean_odd = sum_even / norm, sum_odd / norm
-        even, odd = responses.real, responses.imag
-        energy = np.sum(even * mean_even + odd * mean_odd
-                        - np.abs(even * mean_odd - odd * mean_even), axis=0)
-        median = float(np.median(amplitudes[0] ** 2))  # (the authors' noise estimate)
+        median = float(np.median(np.square(amplitudes[0])))  # (the authors' noise estimate)
         mean_noise = -median / math.log(0.5)
         noise_power = mean_noise / first_energy[o]
         tau = math.sqrt(noise_power * noise_sums[o] / 2)

@@ -89,13 +89,7 @@ def _responses(image: Image) -> tuple[Plane, Plane, bool]:
         half = boxed_rgb255(image, 2)  # the authors' 2×2 mean and (1:2:end) sub-sampling
         colour = half.shape[2] == 3
         y = half @ YIQ[0] if colour else half[:, :, 0]
-        haar = np.empty((2, 3, *y.shape))
-        for scale in range(1, 4):  # the Haar filter is separable: (−1…−1, 1…1)ᵀ ⊗ 2^−s·(1…1)
-            size = 2 ** scale
-            step = np.concatenate([-np.ones(size // 2), np.ones(size // 2)])
-            flat = np.full(size, 2.0 ** -scale)
-            haar[0, scale - 1] = _conv2_same(y, step, flat)
-            haar[1, scale - 1] = _conv2_same(y, flat, step)
+        haar = _haar_responses(y)
         chroma = np.zeros((2, *y.shape))
         if colour:
             for k in (1, 2):
@@ -105,6 +99,39 @@ def _responses(image: Image) -> tuple[Plane, Plane, bool]:
         return haar, chroma, colour
 
     return image.memoised("haarpsi", build)
+
+
+def _haar_responses(plane: Plane) -> Plane:
+    """Haar responses (orientation, scale, H, W) at scales 1–3, as ``conv2 'same'``.
+
+    The Haar filter of scale s is ``2^−s·(−1…−1, 1…1)ᵀ ⊗ (1…1)`` (length 2^s each way,
+    and its transpose), so each response is the difference of two box sums; they are read
+    from one zero-padded summed-area table instead of 2^s shifted adds per axis.
+    """
+    rows, cols = plane.shape
+    pad = 8  # the widest filter (scale 3) reaches 4 pixels either way
+    table = np.zeros((rows + 2 * pad + 1, cols + 2 * pad + 1))
+    table[1:, 1:] = np.pad(plane, pad).cumsum(axis=0).cumsum(axis=1)
+
+    def box(r0: int, r1: int, c0: int, c1: int) -> Plane:
+        # Σ x[i + r, j + c] over r0 ≤ r ≤ r1, c0 ≤ c ≤ c1 (zero outside the plane)
+        top, bottom = pad + r0, pad + r1 + 1
+        left, right = pad + c0, pad + c1 + 1
+        return np.asarray(table[bottom:bottom + rows, right:right + cols]
+                          - table[top:top + rows, right:right + cols]
+                          - table[bottom:bottom + rows, left:left + cols]
+                          + table[top:top + rows, left:left + cols])
+
+    haar = np.empty((2, 3, rows, cols))
+    for scale in range(1, 4):
+        half = 2 ** (scale - 1)  # 'same' keeps offsets −half+1 … half of a 2·half filter
+        weight = 2.0 ** -scale
+        # with conv2's flipped kernel the +1 half covers offsets −half+1 … 0
+        haar[0, scale - 1] = weight * (box(1 - half, 0, 1 - half, half)
+                                       - box(1, half, 1 - half, half))
+        haar[1, scale - 1] = weight * (box(1 - half, half, 1 - half, 0)
+                                       - box(1 - half, half, 1, half))
+    return haar
 
 
 def _conv2_same(plane: Plane, column: Plane, row: Plane) -> Plane:
