@@ -122,6 +122,11 @@ def test_fr_calibrated_quick_mode_reports_every_family(shared_data: Path,
     fused = report["kfold"]["fused (monotone)"]
     # against the calibrated targets, the fused score must at least rank sensibly
     assert fused["srcc"] > 0.7 and "## Leave-one-family-out" in result.stdout
+    inside = report["kfold_by_family"]
+    assert set(inside) == {*FAMILIES, "LIVE's four types"}
+    # LIVE's four types at three levels on six references
+    assert inside["LIVE's four types"]["n"] == 6 * 4 * 3
+    assert all(-1.0 <= row["fused (monotone)"] <= 1.0 for row in inside.values())
 
 
 @pytest.mark.slow
