@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from fusion.model import FusionModel
     from fusion.prediction import Prediction
 
-__all__ = ["DEFAULT_BUNDLES", "DEFAULT_PRESET", "PRESETS", "default_bundle_path",
-           "default_model", "load", "predict", "save"]
+__all__ = ["DEFAULT_BUNDLES", "DEFAULT_PRESET", "PRESETS", "bundle_location",
+           "default_bundle_path", "default_model", "load", "predict", "save"]
 
 #: Package-relative folders of the embedded bundles of each preset, by mode.
 PRESETS: dict[str, dict[str, str]] = {
@@ -66,9 +66,18 @@ def load(path: str | Path, *, num_threads: int | None = None) -> FusionModel:
     """
     from fusion.bundle import load_bundle
 
+    return load_bundle(bundle_location(path), num_threads=num_threads)
+
+
+def bundle_location(path: str | Path) -> str | Path:
+    """``path`` itself, or for a preset name its embedded no-reference bundle's folder.
+
+    A preset name is never read as a relative path (write ``"./fast"`` for a folder so
+    named).
+    """
     if isinstance(path, str) and path in PRESETS:
-        path = default_bundle_path("nr", preset=path)
-    return load_bundle(path, num_threads=num_threads)
+        return default_bundle_path("nr", preset=path)
+    return path
 
 
 def save(model: FusionModel, path: str | Path, *,

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fusion._once import BuiltOnce
-from fusion.api import PRESETS
+from fusion.api import bundle_location
 
 if TYPE_CHECKING:
     from fusion.cache import FeatureCache
@@ -408,11 +408,7 @@ def score_batch(
     if cache is not None:
         _check_target(Path(cache), "cache")
     items = source if isinstance(source, BatchInput) else BatchInput(source, references)
-    if isinstance(model, str) and model in PRESETS:  # a preset's no-reference model
-        from fusion.api import default_bundle_path
-
-        model = default_bundle_path("nr", preset=model)
-    bundle = None if model is None else str(Path(model).resolve())
+    bundle = None if model is None else str(Path(bundle_location(model)).resolve())
     parallel = jobs > 1 or scheduler is not None
     num_threads = 1 if parallel else None
     if bundle is not None:

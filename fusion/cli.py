@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fusion._version import __version__
+from fusion.api import DEFAULT_PRESET, PRESETS
 
 if TYPE_CHECKING:
     from fusion.diagnostics import Diagnostics
@@ -64,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--model", help="a bundle (or a preset name) to use instead of the "
                        "default")
-    score.add_argument("--preset", choices=("accurate", "fast"), default=None,
-                       help="which embedded models (default: accurate); fast differs "
-                            "without a reference")
+    score.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                       help=f"which embedded models (default: {DEFAULT_PRESET}); fast "
+                            "differs without a reference")
     score.add_argument("--json", action="store_true", help="print JSON instead of text")
     score.add_argument("--map", metavar="PNG", help="write the per-patch quality map overlay")
 
@@ -226,7 +227,7 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             result = model.predict(image_path, reference_path, quality_map=bool(args.map))
         else:
             result = fusion.predict(image_path, reference_path, quality_map=bool(args.map),
-                                    preset=args.preset or "accurate")
+                                    preset=args.preset or DEFAULT_PRESET)
         results.append((label, result))
         if args.map and result.quality_map is not None:
             result.quality_map.overlay(image_path).save(args.map)
