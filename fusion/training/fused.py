@@ -303,7 +303,8 @@ def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
         old.unlink()
         new = new.rename(old)
         entry["sha256"] = sha256_of(new)
-        entry["key"] = BackboneExtractor(entry["backbone"], new, entry["sha256"]).key
+        entry["key"] = BackboneExtractor(entry["backbone"], new, entry["sha256"],
+                                         max_patches=entry["max_patches"]).key
         replaced[entry["backbone"]] = difference
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
     write_checksums(folder)
