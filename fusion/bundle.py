@@ -6,8 +6,10 @@ Layout::
                        scale and direction, training data, held-out metrics
     stacker.skops      the stacking regressor   } skops format, loaded with an explicit
     interval.skops     the conformal interval   } list of trusted types, never pickle
-    diagnostics.skops  optional: the distortion-family classifier (fusion.diagnostics);
-                       metadata's ``diagnostics`` names its features and extractors
+    diagnostics.npz    optional: the distortion-family classifier (fusion.diagnostics)
+                       as stacked tree arrays (fusion._fast_trees; read without pickle),
+                       or ``diagnostics.skops`` for a classifier without that form;
+                       metadata's ``diagnostics`` names its file, features and extractors
     backbones/*.tflite each backbone's LiteRT export (what prediction runs); a
                        full-reference backbone may add its trunk and head parts
                        (``*.trunk.tflite``, ``*.head.tflite``), which let prediction
@@ -38,6 +40,7 @@ import numpy as np
 
 from backbones.hashing import sha256_of
 from fusion._bundle_schema import read_checksums, read_metadata
+from fusion._fast_trees import FastCalibratedTrees
 from fusion._version import __version__
 from fusion.backbone_extractor import BackboneExtractor
 from fusion.diagnostics import Diagnoser
@@ -50,14 +53,21 @@ __all__ = ["BUNDLE_FORMAT_VERSION", "BundleError", "attach_diagnoser", "load_bun
 
 #: 2: adds the optional no-reference gate (``gate.skops``) and ``working_pixels``; a
 #: reader of format 1 would silently ignore the gate, so it must refuse these bundles.
-BUNDLE_FORMAT_VERSION = 2
+#: 3: diagnostics as ``diagnostics.npz`` and selection steps as
+#: :class:`fusion.column_select.ColumnSelect`, which a reader of format 2 cannot load: it
+#: refuses with the format message instead of a skops error.
+BUNDLE_FORMAT_VERSION = 3
 _FORMAT = "fusion-iqa bundle"
+#: The diagnostics file: the stacked trees as plain arrays when the classifier has that
+#: form (:mod:`fusion._fast_trees`, loads in milliseconds), else the skops object.
+_DIAGNOSTICS_ARRAYS = "diagnostics.npz"
 _DIAGNOSTICS = "diagnostics.skops"
 #: Types a bundle's skops files may contain beyond those skops trusts by default.
 TRUSTED_TYPES = [
     "calibrators.conformal.ConformalInterval",
     "calibrators.isotonic.IsotonicCalibrator",
     "calibrators.logistic.LogisticCalibrator",
+    "fusion.column_select.ColumnSelect",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -168,13 +178,27 @@ def save_bundle(model: FusionModel, path: str | Path, *,
 def _dump_diagnoser(diagnoser: Diagnoser, folder: Path,
                     previous: Mapping[str, Any] | None = None,
                     training: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``diagnostics.skops``; return its metadata entry (training kept from before)."""
+    """Write the diagnostics file; return its metadata entry (training kept from before).
+
+    ``diagnostics.npz`` (the stacked trees, :mod:`fusion._fast_trees`) when the classifier
+    has that form, ``diagnostics.skops`` otherwise; a diagnostics file of the other kind
+    left by an earlier save is removed.
+    """
     import skops.io as sio
 
-    sio.dump(diagnoser.classifier, folder / _DIAGNOSTICS, compression=zipfile.ZIP_DEFLATED,
-             compresslevel=9)
+    fast = FastCalibratedTrees.of(diagnoser.classifier)
+    for stale in (_DIAGNOSTICS_ARRAYS, _DIAGNOSTICS):
+        (folder / stale).unlink(missing_ok=True)
+    if fast is not None:
+        file = _DIAGNOSTICS_ARRAYS
+        arrays: dict[str, Any] = fast.arrays()
+        np.savez_compressed(folder / file, allow_pickle=False, **arrays)
+    else:
+        file = _DIAGNOSTICS
+        sio.dump(diagnoser.classifier, folder / file, compression=zipfile.ZIP_DEFLATED,
+                 compresslevel=9)
     kept = dict((previous or {}).get("training") or {})
-    return {"file": _DIAGNOSTICS, "families": list(diagnoser.families),
+    return {"file": file, "families": list(diagnoser.families),
             "feature_names": list(diagnoser.feature_names),
             "extractors": [e.key for e in diagnoser.extractors],
             "training": dict(training) if training is not None else kept}
@@ -285,8 +309,12 @@ def _load_diagnoser(source: Path, folder: Path, entry: Mapping[str, Any] | None,
         raise BundleError(f"{source}: the diagnostics need feature extractor(s) {unknown}, "
                           f"which this fusion-iqa {__version__} does not have")
     try:
-        classifier = sio.load(folder / entry["file"], trusted=TRUSTED_TYPES)
-    except Exception as exc:  # skops raises several types for untrusted or broken files
+        if entry["file"].endswith(".npz"):
+            with np.load(folder / entry["file"], allow_pickle=False) as stored:
+                classifier = FastCalibratedTrees.from_arrays(stored)
+        else:
+            classifier = sio.load(folder / entry["file"], trusted=TRUSTED_TYPES)
+    except Exception as exc:  # skops/NumPy raise several types for untrusted or broken files
         raise BundleError(f"{source}: cannot load the diagnostics safely ({exc})") from exc
     families = tuple(entry["families"])
     classes = getattr(classifier, "classes_", None)

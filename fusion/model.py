@@ -308,19 +308,18 @@ class FusionModel:
 
     def _fit_gate(self, rated: NDArray[np.float64], anchors: NDArray[np.float64]) -> Any:
         """Logistic regression, rated photographs (0) against anchors (1)."""
-        from sklearn.compose import ColumnTransformer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
 
+        from fusion.column_select import ColumnSelect
         from fusion.stacking import column_blocks
 
         columns = np.asarray(column_blocks(self.feature_names)["handcrafted"], np.intp)
         if not len(columns):
             raise ValueError("the gate needs handcrafted features")
         gate = Pipeline([
-            ("select", ColumnTransformer([("take", "passthrough", columns)],
-                                         remainder="drop")),
+            ("select", ColumnSelect(columns)),
             ("scale", StandardScaler()),
             # Strong L2: the two sets are easy to separate, and a smooth boundary keeps
             # photographs of unusual content well on the rated side.

@@ -70,20 +70,20 @@ def backbone_blocks(feature_names: Sequence[str]) -> dict[str, list[int]]:
 def build_stacker(feature_names: Sequence[str], cv: Sequence[tuple[Any, Any]] | int,
                   *, seed: int = 0) -> Any:
     """A scikit-learn ``StackingRegressor`` over the named feature columns."""
-    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingRegressor, StackingRegressor
     from sklearn.linear_model import LinearRegression, RidgeCV
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVR
 
+    from fusion.column_select import ColumnSelect
+
     blocks = column_blocks(feature_names)
     alphas = np.logspace(-1, 5, 13)
 
     def select(columns: list[int]) -> Any:
-        # an integer array, not a list: skops stores a list element by element (MBs)
-        return ColumnTransformer([("take", "passthrough", np.asarray(columns, np.intp))],
-                                 remainder="drop")
+        # one integer array (a fitted ColumnTransformer keeps lists, slow to load)
+        return ColumnSelect(np.asarray(columns, np.intp))
 
     learners: list[tuple[str, Any]] = []
     per_backbone = backbone_blocks(feature_names)

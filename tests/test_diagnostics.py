@@ -309,13 +309,45 @@ def diagnosed_bundle(diagnosed_fr_model: FusionModel, tmp_path: Path) -> Path:
     return fusion.save(diagnosed_fr_model, tmp_path / "bundle")
 
 
+def test_diagnostics_are_stored_as_plain_arrays(diagnosed_bundle: Path) -> None:
+    metadata = json.loads((diagnosed_bundle / "metadata.json").read_text())
+    assert metadata["diagnostics"]["file"] == "diagnostics.npz"
+    assert not (diagnosed_bundle / "diagnostics.skops").exists()
+    with np.load(diagnosed_bundle / "diagnostics.npz", allow_pickle=False) as stored:
+        assert {a.dtype.kind for a in stored.values()} <= set("biuf")  # nothing pickled
+
+
 def test_tampered_diagnostics_are_refused(diagnosed_bundle: Path) -> None:
-    with open(diagnosed_bundle / "diagnostics.skops", "r+b") as handle:
+    with open(diagnosed_bundle / "diagnostics.npz", "r+b") as handle:
         handle.seek(40)
         byte = handle.read(1)
         handle.seek(40)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(fusion.BundleError, match=r"diagnostics.skops does not match"):
+    with pytest.raises(fusion.BundleError, match=r"diagnostics.npz does not match"):
+        fusion.load(diagnosed_bundle)
+
+
+@pytest.mark.parametrize(("array", "damage", "message"), [
+    ("left", lambda a: np.full_like(a, 10**6), "children outside"),
+    ("feature", lambda a: np.full_like(a, -1), "split features outside"),
+    ("value", lambda a: np.full_like(a, np.nan), "not finite"),
+    ("tree_class", lambda a: a[:-1], "do not agree"),
+    ("leaf", lambda a: a.astype(np.float64), "wrong kind"),
+    ("beta", None, "lack"),
+])
+def test_malformed_diagnostic_trees_are_refused(diagnosed_bundle: Path, array: str,
+                                                damage: object, message: str) -> None:
+    from fusion.bundle import write_checksums
+
+    with np.load(diagnosed_bundle / "diagnostics.npz", allow_pickle=False) as stored:
+        arrays = dict(stored)
+    if damage is None:
+        del arrays[array]
+    else:
+        arrays[array] = damage(arrays[array])  # type: ignore[operator]
+    np.savez(diagnosed_bundle / "diagnostics.npz", **arrays)
+    write_checksums(diagnosed_bundle)  # checksums that match: the content itself is checked
+    with pytest.raises(fusion.BundleError, match=message):
         fusion.load(diagnosed_bundle)
 
 
@@ -333,7 +365,7 @@ def test_unknown_diagnostic_extractor_is_refused(diagnosed_bundle: Path) -> None
 def test_unlisted_diagnostics_file_is_refused(diagnosed_bundle: Path) -> None:
     sums = (diagnosed_bundle / "SHA256SUMS").read_text().splitlines()
     (diagnosed_bundle / "SHA256SUMS").write_text(
-        "".join(f"{line}\n" for line in sums if "diagnostics.skops" not in line))
+        "".join(f"{line}\n" for line in sums if "diagnostics.npz" not in line))
     with pytest.raises(fusion.BundleError, match="SHA256SUMS does not list"):
         fusion.load(diagnosed_bundle)
 
@@ -354,6 +386,10 @@ def test_diagnostics_that_are_not_a_classifier_are_refused(diagnosed_bundle: Pat
 
     from fusion.bundle import write_checksums
 
+    # a bundle may store diagnostics as skops (a classifier without the stacked-tree form)
+    metadata = json.loads((diagnosed_bundle / "metadata.json").read_text())
+    metadata["diagnostics"]["file"] = "diagnostics.skops"
+    (diagnosed_bundle / "metadata.json").write_text(json.dumps(metadata))
     shutil.copyfile(diagnosed_bundle / "interval.skops", diagnosed_bundle / "diagnostics.skops")
     write_checksums(diagnosed_bundle)
     assert sio.get_untrusted_types(file=diagnosed_bundle / "diagnostics.skops") is not None
@@ -376,6 +412,31 @@ def test_fast_trees_give_scikit_learns_probabilities(
     np.testing.assert_allclose(fast.predict_proba(with_nan),
                                small_diagnoser.classifier.predict_proba(with_nan), atol=1e-12)
     assert FastCalibratedTrees.of(object()) is None
+    # the stored form gives the same probabilities
+    again = FastCalibratedTrees.from_arrays(fast.arrays())
+    np.testing.assert_array_equal(again.predict_proba(with_nan), fast.predict_proba(with_nan))
+    assert FastCalibratedTrees.of(again) is again
+    assert list(again.classes_) == list(small_diagnoser.classifier.classes_)
+
+
+def test_a_classifier_without_the_tree_form_is_kept_as_skops(
+        small_fr_model: FusionModel, small_diagnostic_set: tuple[np.ndarray, ...],
+        tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    values, labels, _ = small_diagnostic_set
+    names = [n for e in FR_EXTRACTORS for n in e.feature_names]
+    plain = Diagnoser(names, LogisticRegression(max_iter=2000).fit(values, labels),
+                      (ChangeExtractor(),))
+    model = FusionModel.from_fitted("fr", small_fr_model.extractors, small_fr_model.stacker_,
+                                    small_fr_model.interval_, diagnoser=plain)
+    folder = fusion.save(model, tmp_path / "bundle")
+    assert json.loads((folder / "metadata.json").read_text())["diagnostics"]["file"] \
+        == "diagnostics.skops"
+    loaded = fusion.load(folder)
+    assert loaded.diagnoser is not None
+    np.testing.assert_allclose(loaded.diagnoser.probabilities_of(values[:5]),
+                               plain.probabilities_of(values[:5]))
 
 
 # ------------------------------------------------------------------ no-reference cues
