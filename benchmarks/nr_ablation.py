@@ -15,7 +15,10 @@ only. A "block" is one backbone at one sampling:
   the deterministic grid that prediction uses (:func:`backbones.patches.grid_positions`);
 * ``spread9``: the standard deviation over those 9 patches;
 * ``whole``: the whole image resized to 224×224 (a second scale, the global view);
-* ``half``: the mean over the patches of the image downscaled by 2.
+* ``half``: the mean over the patches of the image downscaled by 2;
+* ``native``: the whole image in one pass at CLIVE's native 500×500 (a second graph with
+  that input; the few photographs of another size are resized to it), so the trunk sees
+  every pixel at its own scale — unlike ``whole``, which shrinks the image to 224×224.
 
 Each block holds the global average of every stage's output (stages 0–6 and the head) of
 the frozen ImageNet trunk; ``stages 2,4,6`` rows keep only the levels the first bundles
@@ -49,14 +52,16 @@ BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SAMPLINGS = ("p9", "p6", "p4", "spread9", "whole", "half")
 STAGES_OF_THE_FIRST_BUNDLES = (2, 4, 6, 7)  # 7: the head
 PATCH = 224
+NATIVE = 500  # CLIVE's photographs are 500×500
 
 
-def export_stage_graph(name: str, out: Path) -> tuple[Path, list[int]]:
-    """LiteRT graph: 224×224 patches → every stage's (and the head's) global average.
+def export_stage_graph(name: str, out: Path, size: int = PATCH) -> tuple[Path, list[int]]:
+    """LiteRT graph: size×size inputs → every stage's (and the head's) global average.
 
     Returns the file and each level's width (cached beside it as JSON).
     """
-    path, widths_file = out / f"{name}_stages.tflite", out / f"{name}_stages.json"
+    stem = f"{name}_stages" if size == PATCH else f"{name}_stages_{size}"
+    path, widths_file = out / f"{stem}.tflite", out / f"{stem}.json"
     if path.is_file() and widths_file.is_file():
         return path, json.loads(widths_file.read_text())
     from backbones._keras import require_keras
@@ -65,9 +70,9 @@ def export_stage_graph(name: str, out: Path) -> tuple[Path, list[int]]:
     from backbones.models import ALL_STAGES
 
     keras = require_keras()
-    trunk = build_efficientnet_lite(name, input_shape=(PATCH, PATCH, 3),
+    trunk = build_efficientnet_lite(name, input_shape=(size, size, 3),
                                     feature_stages=ALL_STAGES)
-    inputs = keras.Input((PATCH, PATCH, 3))
+    inputs = keras.Input((size, size, 3))
     maps = trunk(inputs)
     pooled = [keras.layers.GlobalAveragePooling2D()(m) for m in maps]
     export_litert(keras.Model(inputs, keras.layers.Concatenate()(pooled)), path)
@@ -114,6 +119,30 @@ def sampled_features(name: str, dataset: Dataset, out: Path) -> dict[str, np.nda
                 rows["spread9"].append(block.std(axis=0))
     features = {k: np.asarray(v, np.float64) for k, v in rows.items()}
     np.savez(cache, **features)
+    return features
+
+
+def native_features(name: str, dataset: Dataset, out: Path) -> np.ndarray:
+    """Every stage's pooled features of each whole image at 500×500 (cached in ``.npz``)."""
+    cache = out / f"{name}_{dataset.name}_{len(dataset)}_native{NATIVE}.npz"
+    if cache.is_file():
+        with np.load(cache) as stored:
+            return np.asarray(stored["native"])
+    from PIL import Image as PILImage
+
+    from backbones.runtime import LiteRTFunction
+
+    graph, _ = export_stage_graph(name, out, NATIVE)
+    run = LiteRTFunction(graph, num_threads=2)
+    rows = []
+    for item in dataset:
+        with PILImage.open(item.image) as opened:
+            pil = opened.convert("RGB")
+        if pil.size != (NATIVE, NATIVE):
+            pil = pil.resize((NATIVE, NATIVE), PILImage.BILINEAR)
+        rows.append(run(np.asarray(pil, np.float32)[None] / 255)[0])
+    features = np.asarray(rows, np.float64)
+    np.savez(cache, native=features)
     return features
 
 
@@ -208,6 +237,8 @@ def configurations(backbones: tuple[str, ...]
                      {short: (name, "p9", STAGES_OF_THE_FIRST_BUNDLES)}, None))
         rows.append((f"{short} alone, every stage + head, 9 patches",
                      {short: (name, "p9", None)}, None))
+        rows.append((f"{short} alone, every stage, whole image at native 500×500, one pass",
+                     {short: (name, "native", None)}, None))
     short = first.replace("efficientnet_", "")
     for sampling, label in (("p6", "6 patches"), ("p4", "4 patches"),
                             ("whole", "whole image resized to 224"),
@@ -226,10 +257,15 @@ def configurations(backbones: tuple[str, ...]
                      {f"{n}@{s}": (n, s, None) for n in backbones for s in ("p9", "half")},
                      None))
         rows.append(("Lite0 + Lite1 + Lite2, 9 patches each + handcrafted", every, "all"))
+        native = {n.replace("efficientnet_", ""): (n, "native", None) for n in backbones}
+        rows.append(("Lite0 + Lite1 + Lite2, whole image at native 500×500 + handcrafted",
+                     native, "all"))
         shipped = dict(zip(backbones, ("p4", "p9", "p6"), strict=False))
+        preset = {n.replace("efficientnet_", ""): (n, p, None) for n, p in shipped.items()}
         rows.append(("accurate preset: Lite0 4 / Lite1 9 / Lite2 6 patches + handcrafted",
-                     {n.replace("efficientnet_", ""): (n, p, None) for n, p in shipped.items()},
-                     "all"))
+                     preset, "all"))
+        rows.append(("accurate preset + the three at native 500×500",
+                     {**preset, **{f"{k}@native": v for k, v in native.items()}}, "all"))
     rows.append((f"{short}, 9 patches + handcrafted (the previous default's recipe)",
                  {short: (first, "p9", None)}, "all"))
     rows.append(("fast preset: Lite0, 4 patches + NSS", {short: (first, "p4", None)}, "nss"))
@@ -251,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     features = {n: sampled_features(n, dataset, args.out) for n in backbones}
+    for name in backbones:
+        features[name]["native"] = native_features(name, dataset, args.out)
     widths = {n: export_stage_graph(n, args.out)[1] for n in backbones}
     hand, hand_names = handcrafted_features(dataset, args.out)
     nss = [i for i, n in enumerate(hand_names) if n.startswith("nss_")]

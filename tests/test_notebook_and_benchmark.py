@@ -173,6 +173,8 @@ def test_nr_ablation_and_tuning_quick_modes(shared_data: Path, tmp_path: Path) -
     assert every["dims"] == 2064 and first["dims"] == 40 + 112 + 320 + 1280
     # ImageNet features rank CLIVE photographs well above chance even on 80 images
     assert every["srcc"] > 0.5 and rows["fast preset: Lite0, 4 patches + NSS"]["srcc"] > 0.5
+    native = rows["lite0 alone, every stage, whole image at native 500×500, one pass"]
+    assert native["dims"] == 2064 and native["srcc"] > 0.5
     assert "| fine-tuned trunks | see benchmarks/nr_tuning.py |" in result.stdout
 
     result = subprocess.run(
