@@ -111,7 +111,8 @@ class Diagnoser:
         A fitted scikit-learn classifier with ``predict_proba`` whose ``classes_`` are
         indices into ``families``. A temperature-calibrated boosted-trees classifier (what
         :mod:`fusion.training.diagnostics` fits) is run by
-        :class:`fusion._fast_trees.FastCalibratedTrees`, with the same probabilities.
+        :class:`fusion._fast_trees.FastCalibratedTrees`, with the same probabilities; a
+        loaded bundle's diagnostics are that stacked form itself (``diagnostics.npz``).
     extractors : sequence of Extractor
         Extractors the diagnoser needs beyond the model's own (e.g. the change cues);
         the model runs them with its own, on the same loaded image.
