@@ -266,6 +266,9 @@ def configurations(backbones: tuple[str, ...]
                      preset, "all"))
         rows.append(("accurate preset + the three at native 500×500",
                      {**preset, **{f"{k}@native": v for k, v in native.items()}}, "all"))
+        rows.append(("Lite0 4 patches, Lite1 and Lite2 at native 500×500 + handcrafted",
+                     {"lite0": (backbones[0], "p4", None),
+                      **{k: v for k, v in native.items() if k != "lite0"}}, "all"))
     rows.append((f"{short}, 9 patches + handcrafted (the previous default's recipe)",
                  {short: (first, "p9", None)}, "all"))
     rows.append(("fast preset: Lite0, 4 patches + NSS", {short: (first, "p4", None)}, "nss"))

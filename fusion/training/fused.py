@@ -220,7 +220,10 @@ def _rebuilt_backbone(folder: Path, entry: dict[str, Any], *, mode: str = "nr",
     Checked against the bundle's ``.tflite`` (largest difference ≤ ``tolerance``; 1e-4
     for a float32 graph) before it is used.
     """
-    model = get_backbone(entry["backbone"], mode=mode)
+    from backbones.runtime import LiteRTBackbone
+
+    graph_size = LiteRTBackbone(folder / entry["litert"]).patch_size  # 224, or re-exported
+    model = get_backbone(entry["backbone"], mode=mode, patch_size=graph_size)
     heads = load_keras(folder / entry["keras"])
     for layer in heads.layers:
         if layer.weights:
@@ -262,7 +265,9 @@ def add_pair_parts(bundle: str | Path) -> list[str]:
 
 
 def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
-                       tolerance: float = 0.1) -> dict[str, float]:
+                       tolerance: float = 0.1, patch_size: int | None = None,
+                       max_patches: int | None = None,
+                       only: Sequence[str] | None = None) -> dict[str, float]:
     """Re-export every no-reference backbone of a bundle directory at ``precision``.
 
     ``"float16"``: float16 weights (:func:`backbones.export.export_litert_float16`, half
@@ -274,6 +279,13 @@ def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
     (largest absolute output difference) the old file is kept. ``metadata.json`` (file,
     SHA-256, key, ``weights``) and ``SHA256SUMS`` are rewritten. Returns each replaced
     backbone's largest difference. Needs the train extra.
+
+    ``patch_size`` exports the same weights (trunk and heads) for square inputs of that
+    side instead (the trunk is convolutional and its features are global averages, so
+    nothing else changes), with ``max_patches`` patches an image; e.g. 500 and 4: one pass
+    over a whole 500×500 photograph, a 2×2 grid of 500-pixel patches over a larger one. The
+    stacker must then be refitted on the new features (``refit_stacker``). ``only``
+    names the backbones to re-export (default: every one).
     """
     from backbones.export import export_litert, export_litert_float16
 
@@ -287,11 +299,18 @@ def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
                          "backbones also ship trunk/head parts)")
     replaced = {}
     for entry in metadata["extractors"]:
-        if entry.get("kind") != "backbone" or "keras" not in entry:
+        if entry.get("kind") != "backbone" or "keras" not in entry \
+                or (only is not None and entry["backbone"] not in only):
             continue
         model = _rebuilt_backbone(folder, entry,
                                   tolerance=1e-4 if entry.get("weights") != "float16"
                                   else tolerance)
+        if patch_size is not None:
+            resized = get_backbone(entry["backbone"], mode="nr", patch_size=patch_size)
+            resized.set_weights(model.get_weights())
+            model = resized
+            if max_patches is not None:
+                entry["max_patches"] = int(max_patches)
         old = folder / entry["litert"]
         new = exporters[precision](model, old.with_name(f"{old.stem}.{precision}.tflite"))
         size = int(model.input_shape[1])
