@@ -305,12 +305,13 @@ def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
         model = _rebuilt_backbone(folder, entry,
                                   tolerance=1e-4 if entry.get("weights") != "float16"
                                   else tolerance)
+        patches_per_image = entry["max_patches"]
         if patch_size is not None:
             resized = get_backbone(entry["backbone"], mode="nr", patch_size=patch_size)
             resized.set_weights(model.get_weights())
             model = resized
             if max_patches is not None:
-                entry["max_patches"] = int(max_patches)
+                patches_per_image = int(max_patches)
         old = folder / entry["litert"]
         new = exporters[precision](model, old.with_name(f"{old.stem}.{precision}.tflite"))
         size = int(model.input_shape[1])
@@ -321,9 +322,11 @@ def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
             continue
         old.unlink()
         new = new.rename(old)
+        # only now: a graph kept because the new one differed keeps its patch count too
+        entry["max_patches"] = patches_per_image
         entry["sha256"] = sha256_of(new)
         entry["key"] = BackboneExtractor(entry["backbone"], new, entry["sha256"],
-                                         max_patches=entry["max_patches"]).key
+                                         max_patches=patches_per_image).key
         replaced[entry["backbone"]] = difference
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
     write_checksums(folder)
