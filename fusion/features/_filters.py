@@ -199,8 +199,8 @@ YIQ.flags.writeable = False
 
 
 def similarity(a: NDArray[np.floating], b: NDArray[np.floating], constant: float
-               ) -> NDArray[np.float64]:
-    """The SSIM-style similarity (2ab + c) / (a² + b² + c), elementwise."""
+               ) -> NDArray[np.floating]:
+    """The SSIM-style similarity (2ab + c) / (a² + b² + c), elementwise, in the inputs' type."""
     return np.asarray((2 * a * b + constant) / (a * a + b * b + constant))
 
 

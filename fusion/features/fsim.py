@@ -16,6 +16,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+import scipy.fft
 from numpy.typing import NDArray
 
 from fusion.features._filters import YIQ, boxed_rgb255, similarity
@@ -24,7 +25,7 @@ from fusion.io import Image, ImageInput, load_pair, require_min_side
 __all__ = ["FSIM_MIN_SIDE", "fsim", "fsim_of", "phase_congruency", "real_power",
            "scharr_magnitude"]
 
-Plane = NDArray[np.float64]
+Plane = NDArray[np.float32]
 
 #: Smallest side FSIM accepts (phase congruency of a few pixels means nothing).
 FSIM_MIN_SIDE = 16
@@ -62,17 +63,18 @@ def fsim_of(reference: Image, distorted: Image) -> dict[str, float]:
     y2, i2, q2 = _yiq_planes(distorted)
     pc1, pc2 = _phase_congruency_of(reference, y1), _phase_congruency_of(distorted, y2)
     g1, g2 = scharr_magnitude(y1), scharr_magnitude(y2)
-    weight = np.maximum(pc1, pc2)
-    total = float(weight.sum())
+    weight = np.maximum(pc1, pc2)  # float32 planes, float64 sums
+    total = float(weight.sum(dtype=np.float64))
     if total <= 0.0:  # no phase congruency anywhere (a flat pair): nothing differs
         return {"fsim": 1.0, "fsimc": 1.0}
     base = similarity(g1, g2, 160.0) * similarity(pc1, pc2, 0.85) * weight
     chroma = similarity(i1, i2, 200.0) * similarity(q1, q2, 200.0)
     coloured = base * real_power(chroma, 0.03)
-    return {"fsim": float(base.sum()) / total, "fsimc": float(coloured.sum()) / total}
+    return {"fsim": float(base.sum(dtype=np.float64)) / total,
+            "fsimc": float(coloured.sum(dtype=np.float64)) / total}
 
 
-def real_power(x: Plane, exponent: float) -> Plane:
+def real_power(x: NDArray[np.floating], exponent: float) -> NDArray[np.floating]:
     """MATLAB's ``real(x.^p)``: for x < 0 the principal power is |x|^p·e^{iπp}.
 
     The chroma similarity is negative where the two chroma values have opposite signs
@@ -87,15 +89,16 @@ def _yiq_planes(image: Image) -> tuple[Plane, Plane, Plane]:
         factor = max(1, math.floor(min(image.shape) / 256 + 0.5))
         boxed = boxed_rgb255(image, factor)
         if boxed.shape[2] == 1:  # grey: Y is the plane, no chroma
-            grey = np.ascontiguousarray(boxed[:, :, 0])
+            grey = np.ascontiguousarray(boxed[:, :, 0], dtype=np.float32)
             return grey, np.zeros_like(grey), np.zeros_like(grey)
-        planes = tuple(np.ascontiguousarray(boxed @ weights) for weights in YIQ)
-        return planes  # type: ignore[return-value]
+        # the colour transform in float64 (as the box sums), the metric in float32
+        planes = tuple((boxed @ weights).astype(np.float32) for weights in YIQ)
+        return planes
 
     return image.memoised("fsim_yiq", build)
 
 
-def scharr_magnitude(plane: Plane) -> Plane:
+def scharr_magnitude(plane: NDArray[np.floating]) -> NDArray[np.floating]:
     """Gradient magnitude with ``conv2(plane, kernel, 'same')`` (zero padding).
 
     The Scharr kernel is separable, ``[3 10 3]ᵀ/16 ⊗ [1 0 −1]``: a central difference
@@ -167,7 +170,7 @@ def _filters(rows: int, cols: int
     return bank32, first_energy, sums
 
 
-def phase_congruency(plane: Plane) -> Plane:
+def phase_congruency(plane: NDArray[np.floating]) -> Plane:
     """Kovesi's phase congruency (``phasecong2`` as shipped with ``FeatureSIM.m``).
 
     Parameters
@@ -177,30 +180,49 @@ def phase_congruency(plane: Plane) -> Plane:
 
     Returns
     -------
-    ndarray, shape (H, W)
+    ndarray of float32, shape (H, W)
         Phase congruency in [0, 1].
     """
     rows, cols = plane.shape
     bank, first_energy, noise_sums = _filters(rows, cols)
-    spectrum = np.fft.fft2(plane.astype(np.float32))  # complex64 (NumPy ≥ 2): 2× faster
+    # SciPy's FFTs keep single precision on every NumPy version; the product buffer is
+    # reused and transformed in place
+    spectrum = scipy.fft.fft2(np.asarray(plane, dtype=np.float32))
+    product = np.empty(bank.shape[1:], dtype=np.complex64)
     energy_all = np.zeros((rows, cols), np.float32)
     amplitude_all = np.zeros((rows, cols), np.float32)
     for o in range(bank.shape[0]):
-        responses = np.fft.ifft2(spectrum[None] * bank[o], axes=(-2, -1))
+        np.multiply(spectrum, bank[o], out=product)
+        responses = scipy.fft.ifft2(product, axes=(-2, -1), overwrite_x=True)
         total = responses.sum(axis=0)  # Σ even + i·Σ odd over the scales
-        mean = total / (np.abs(total) + 1e-4)  # the unit mean phase vector
-        # Σ_s (e_s·mean_e + o_s·mean_o) = Re(total·conj(mean)), from the sums alone; the
-        # deviations |e_s·mean_o − o_s·mean_e| = |Im(r_s·conj(mean))| need every scale
-        conjugate = np.conj(mean)
-        energy = (total * conjugate).real - np.abs((responses * conjugate).imag).sum(axis=0)
+        magnitude = np.abs(total)
+        denominator = magnitude + np.float32(1e-4)
+        conjugate = np.conj(total / denominator)  # conj of the unit mean phase vector
+        # Σ_s (e_s·mean_e + o_s·mean_o) = Re(total·conj(mean)) = |total|²/(|total| + ε),
+        # from the sums alone; the deviations |e_s·mean_o − o_s·mean_e| =
+        # |Im(r_s·conj(mean))| need every scale
+        energy = magnitude * magnitude / denominator
+        energy -= np.abs((responses * conjugate).imag).sum(axis=0)
         amplitudes = np.abs(responses)
-        median = float(np.median(np.square(amplitudes[0])))  # (the authors' noise estimate)
-        mean_noise = -median / math.log(0.5)
+        noise_median = _median(np.square(amplitudes[0]))  # (the authors' noise estimate)
+        mean_noise = -noise_median / math.log(0.5)
         noise_power = mean_noise / first_energy[o]
         tau = math.sqrt(noise_power * noise_sums[o] / 2)
         threshold = (tau * math.sqrt(math.pi / 2) + 2.0 * math.sqrt((2 - math.pi / 2) * tau ** 2))
-        energy_all += np.maximum(energy - threshold / 1.7, 0.0)
+        energy -= np.float32(threshold / 1.7)
+        energy_all += np.maximum(energy, np.float32(0.0), out=energy)
         amplitude_all += amplitudes.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        result = np.where(amplitude_all > 0, energy_all / amplitude_all, 0.0)
-    return np.asarray(result, dtype=np.float64)
+        result = np.where(amplitude_all > 0, energy_all / amplitude_all, np.float32(0.0))
+    return np.asarray(result, dtype=np.float32)
+
+
+def _median(values: NDArray[np.float32]) -> float:
+    """``np.median`` of a scratch array, which it reorders (one partition instead of a copy)."""
+    flat = values.reshape(-1)
+    middle = flat.size // 2
+    flat.partition(middle)
+    upper = float(flat[middle])
+    if flat.size % 2:
+        return upper
+    return (float(flat[:middle].max()) + upper) / 2

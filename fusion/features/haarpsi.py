@@ -72,15 +72,15 @@ def haarpsi_of(reference: Image, distorted: Image) -> float:
                              + similarity(chroma1[1], chroma2[1], _C)) / 2)
         weights.append((weights[0] + weights[1]) / 2)
     weight = np.stack(weights)
-    total = float(weight.sum())
+    total = float(weight.sum(dtype=np.float64))
     if total <= 0.0:  # no structure at all in either image (two flat images)
         return 1.0
-    pooled = float(np.sum(_sigmoid(np.stack(similarities)) * weight)) / total
+    pooled = float(np.sum(_sigmoid(np.stack(similarities)) * weight, dtype=np.float64)) / total
     return float((math.log(pooled / (1 - pooled)) / _ALPHA) ** 2)
 
 
 def _sigmoid(x: Plane) -> Plane:
-    return np.asarray(1.0 / (1.0 + np.exp(-_ALPHA * x)))
+    return np.asarray(1.0 / (1.0 + np.exp(np.float32(-_ALPHA) * x)))
 
 
 def _responses(image: Image) -> tuple[Plane, Plane, bool]:
@@ -94,9 +94,11 @@ def _responses(image: Image) -> tuple[Plane, Plane, bool]:
         if colour:
             for k in (1, 2):
                 chroma[k - 1] = np.abs(_conv2_same(half @ YIQ[k], _HALF, _HALF))
-        for array in (haar, chroma):
+        # exact float64 filtering, then the similarities and the pooling in float32
+        haar32, chroma32 = haar.astype(np.float32), chroma.astype(np.float32)
+        for array in (haar32, chroma32):
             array.flags.writeable = False
-        return haar, chroma, colour
+        return haar32, chroma32, colour
 
     return image.memoised("haarpsi", build)
 
