@@ -23,6 +23,7 @@ from fusion.io import Image, ImageInput, load_pair, require_min_side
 __all__ = ["HAARPSI_MIN_SIDE", "haarpsi", "haarpsi_of"]
 
 Plane = NDArray[np.float64]
+Plane32 = NDArray[np.float32]
 
 #: Smallest side: the third Haar scale spans 8 pixels of the half-resolution planes.
 HAARPSI_MIN_SIDE = 16
@@ -79,13 +80,13 @@ def haarpsi_of(reference: Image, distorted: Image) -> float:
     return float((math.log(pooled / (1 - pooled)) / _ALPHA) ** 2)
 
 
-def _sigmoid(x: Plane) -> Plane:
+def _sigmoid(x: NDArray[np.floating]) -> NDArray[np.floating]:
     return np.asarray(1.0 / (1.0 + np.exp(np.float32(-_ALPHA) * x)))
 
 
-def _responses(image: Image) -> tuple[Plane, Plane, bool]:
+def _responses(image: Image) -> tuple[Plane32, Plane32, bool]:
     """Haar responses of Y (orientation, scale, H, W), 2×2-averaged |I|, |Q|, and colour."""
-    def build() -> tuple[Plane, Plane, bool]:
+    def build() -> tuple[Plane32, Plane32, bool]:
         half = boxed_rgb255(image, 2)  # the authors' 2×2 mean and (1:2:end) sub-sampling
         colour = half.shape[2] == 3
         y = half @ YIQ[0] if colour else half[:, :, 0]
