@@ -49,6 +49,7 @@ from fusion.kadid import FAMILIES, kadid_type  # noqa: E402
 from fusion.metrics import evaluate  # noqa: E402
 from fusion.model import FusionModel  # noqa: E402
 from fusion.splits import ContentKFold  # noqa: E402
+from fusion.stacking import fit_stacker  # noqa: E402
 from fusion.training.calibrated import (  # noqa: E402
     calibrated_synthetic,
     group_of,
@@ -106,7 +107,8 @@ def fused_predictions(values: np.ndarray, targets: np.ndarray, contents: np.ndar
                       seed: int, extractors: tuple[Any, ...]) -> np.ndarray:
     """Fit a full-reference model of kind ``model`` on ``train`` and predict ``test``.
 
-    ``"monotone"`` and ``"unconstrained"`` are :class:`FusionModel` stackers;
+    ``"monotone"`` and ``"unconstrained"`` are the stackers of :class:`FusionModel`
+    (:func:`fusion.stacking.fit_stacker`), clipped to 0–100 as its scores are;
     ``"kind_ratios"`` (tried, not shipped) is boosted trees, monotone in each feature's
     known direction, given the :func:`kind_ratios` as well, with no constraint on them.
     """
@@ -122,9 +124,13 @@ def fused_predictions(values: np.ndarray, targets: np.ndarray, contents: np.ndar
             l2_regularization=1.0, monotonic_cst=constraints, random_state=seed)
         trees.fit(inputs[train], targets[train])
         return np.asarray(trees.predict(inputs[test]))
-    fusion_model = FusionModel("fr", extractors, seed=seed, monotone=model == "monotone")
-    fusion_model.fit(values[train], targets[train], groups=contents[train])
-    return np.asarray(fusion_model.predict_matrix(values[test])[0])
+    # the stacker FusionModel.fit fits on all its training items (the interval is not
+    # scored here, so its cross-calibration refits are skipped)
+    names = list(FusionModel("fr", extractors).feature_names)
+    directions = FusionModel("fr", extractors).feature_directions
+    stacker = fit_stacker(names, values[train], targets[train], contents[train], seed=seed,
+                          directions=directions if model == "monotone" else None)
+    return np.clip(np.asarray(stacker.predict(values[test])), 0.0, 100.0)
 
 
 def single_feature_srcc(values: np.ndarray, targets: np.ndarray, index: np.ndarray,

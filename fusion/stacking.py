@@ -188,6 +188,21 @@ def learner_contributions(stacker: Any) -> dict[str, float]:
     return {name: float(w) for name, w in zip(names, weights, strict=True)}
 
 
+def fit_stacker(feature_names: Sequence[str], values: NDArray[np.float64],
+                targets: NDArray[np.float64], contents: NDArray[Any], *, seed: int = 0,
+                directions: Sequence[int] | None = None) -> Any:
+    """A stacker fitted on ``values``, with content-disjoint internal cross-validation.
+
+    :func:`build_monotone_stacker` when ``directions`` are given, :func:`build_stacker`
+    otherwise; the internal folds are :func:`grouped_splits` of ``contents``. This is the
+    fit :class:`fusion.FusionModel` makes (and benchmarks that need the stacker alone).
+    """
+    splits = grouped_splits(contents, targets, seed=seed)
+    stacker = (build_monotone_stacker(feature_names, directions, splits, seed=seed)
+               if directions is not None else build_stacker(feature_names, splits, seed=seed))
+    return stacker.fit(values, targets)
+
+
 def grouped_splits(groups: NDArray[np.str_], scores: NDArray[np.float64], *, n_splits: int = 5,
                    seed: int = 0) -> list[tuple[NDArray[np.intp], NDArray[np.intp]]]:
     """Content-disjoint (train, test) index pairs for the stacker's internal CV.

@@ -76,8 +76,8 @@ def small_fr_model() -> FusionModel:
                 rows.append(list(full_reference_features(reference, distorted).values()))
                 scores.append(100 * (1 - level / 6))
                 groups.append(name)
-    return fusion.FusionModel("fr", FULL_REFERENCE_EXTRACTORS, calibration_fraction=0.34,
-                              coverage=0.5, name="small_fr").fit(
+    return fusion.FusionModel("fr", FULL_REFERENCE_EXTRACTORS, coverage=0.5,
+                              name="small_fr").fit(
         np.array(rows), np.array(scores), groups=np.array(groups))
 
 

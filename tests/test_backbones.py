@@ -445,7 +445,7 @@ def test_bundle_keeps_pair_parts_and_refuses_a_tampered_part(tmp_path: Path) -> 
                 rows.append([v for values in parts_values.values() for v in values.values()])
                 scores.append(100 * (1 - level / 6))
                 groups.append(name)
-    fitted = FusionModel("fr", extractors, calibration_fraction=0.34, coverage=0.5).fit(
+    fitted = FusionModel("fr", extractors, coverage=0.5).fit(
         np.array(rows), np.array(scores), groups=np.array(groups))
     reference, distorted = fusion.example_pair("astronaut_blur")
     expected = fitted.predict(distorted, reference)

@@ -88,8 +88,7 @@ def test_a_model_with_deep_similarity_survives_a_bundle(tmp_path: Path) -> None:
             rows.append([v for part in parts.values() for v in part.values()])
             scores.append(100.0 - 12.0 * level)
             groups.append(name)
-    model = fusion.FusionModel("fr", extractors, monotone=True, calibration_fraction=0.34,
-                               coverage=0.5)
+    model = fusion.FusionModel("fr", extractors, monotone=True, coverage=0.5)
     model.fit(np.array(rows), np.array(scores), groups=np.array(groups))
     fusion.save(model, tmp_path / "bundle")
     loaded = fusion.load(tmp_path / "bundle")

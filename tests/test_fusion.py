@@ -154,6 +154,50 @@ def test_fusion_model_follows_the_estimator_pattern(small_fr_model: FusionModel)
     assert FusionModel("nr", FULL_REFERENCE_EXTRACTORS).get_params()["mode"] == "nr"
 
 
+def _feature_rows(seed: int, contents: int = 8, per_content: int = 6
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noisy rows whose score depends on the features: (values, scores, groups)."""
+    rng = np.random.default_rng(seed)
+    width = len(FusionModel("fr", FULL_REFERENCE_EXTRACTORS).feature_names)
+    values = rng.random((contents * per_content, width))
+    scores = 100 * values[:, :3].mean(axis=1) + rng.normal(0, 5, len(values))
+    groups = np.repeat([f"c{i}" for i in range(contents)], per_content)
+    return values, scores, groups
+
+
+def test_cross_calibration_uses_out_of_fold_predictions_of_every_item() -> None:
+    from calibrators import ConformalInterval
+    from fusion.stacking import build_stacker, grouped_splits
+
+    values, scores, groups = _feature_rows(0)
+    model = FusionModel("fr", FULL_REFERENCE_EXTRACTORS, seed=2).fit(values, scores,
+                                                                     groups=groups)
+    assert model.calibration == "cross"
+    assert model.interval_.n_calibration_ == len(scores)
+    # the same interval from refits that never saw the items they predict
+    names = list(model.feature_names)
+    held_apart = np.empty(len(scores))
+    for train, test in grouped_splits(groups, scores, seed=2):
+        stacker = build_stacker(names, grouped_splits(groups[train], scores[train], seed=2),
+                                seed=2).fit(values[train], scores[train])
+        held_apart[test] = stacker.predict(values[test])
+    expected = ConformalInterval(coverage=0.9).fit(held_apart, scores)
+    assert model.interval_.half_width_ == pytest.approx(expected.half_width_)
+    # in-sample residuals would be smaller: the stacker of the model saw every item
+    in_sample = ConformalInterval(coverage=0.9).fit(model.stacker_.predict(values), scores)
+    assert in_sample.half_width_ < model.interval_.half_width_
+
+
+def test_split_calibration_keeps_a_share_of_the_contents_apart() -> None:
+    values, scores, groups = _feature_rows(1, contents=10)
+    model = FusionModel("fr", FULL_REFERENCE_EXTRACTORS, calibration="split",
+                        calibration_fraction=0.3).fit(values, scores, groups=groups)
+    assert model.interval_.n_calibration_ == 3 * 6  # three of ten contents, six items each
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        FusionModel("fr", FULL_REFERENCE_EXTRACTORS, calibration="jackknife").fit(
+            values, scores, groups=groups)
+
+
 def test_fit_refuses_bad_input(small_fr_model: FusionModel) -> None:
     rng = np.random.default_rng(0)
     width = len(FusionModel("fr", FULL_REFERENCE_EXTRACTORS).feature_names)
@@ -429,10 +473,9 @@ def test_the_gate_sends_destroyed_content_to_the_floor(tmp_path: Path) -> None:
         if index < 2:  # anchors of two photographs; the third's are unseen
             anchors += [list(no_reference_features(a).values())
                         for a in anchor_images(photo, seed=index).values()]
-    model = FusionModel("nr", NO_REFERENCE_EXTRACTORS, calibration_fraction=0.34,
-                        coverage=0.5).fit(np.array(rows), np.array(scores),
-                                          groups=np.array(groups), anchors=np.array(anchors),
-                                          anchor_score=2.0)
+    model = FusionModel("nr", NO_REFERENCE_EXTRACTORS, coverage=0.5).fit(
+        np.array(rows), np.array(scores), groups=np.array(groups), anchors=np.array(anchors),
+        anchor_score=2.0)
     assert model.gate_ is not None and model.anchor_score_ == 2.0
     unseen = anchor_images(fusion.example_pair("chelsea_noise")[0], seed=9)
     for kind in ("flat", "uniform_noise", "bilevel"):

@@ -359,7 +359,9 @@ def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> 
     return {"n": len(test), "fused": _short(fused), **gate,
             "interval": {"coverage_nominal": float(model.interval_.coverage),
                          "coverage_heldout": covered,
-                         "half_width": float(model.interval_.half_width_)},
+                         "half_width": float(model.interval_.half_width_),
+                         "calibration": model.calibration,
+                         "calibration_items": int(model.interval_.n_calibration_)},
             "components": components,
             "learner_weights": learner_contributions(model.stacker_)}
 
