@@ -16,7 +16,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft
 from numpy.typing import NDArray
 
 from fusion.features._filters import YIQ, boxed_rgb255, similarity
@@ -185,15 +184,15 @@ def phase_congruency(plane: NDArray[np.floating]) -> Plane:
     """
     rows, cols = plane.shape
     bank, first_energy, noise_sums = _filters(rows, cols)
-    # SciPy's FFTs keep single precision on every NumPy version; the product buffer is
-    # reused and transformed in place
-    spectrum = scipy.fft.fft2(np.asarray(plane, dtype=np.float32))
+    # complex64 on NumPy ≥ 2 (2× faster than complex128); NumPy's FFTs, not SciPy's,
+    # so that the handcrafted features do not import SciPy (0.2 s)
+    spectrum = np.fft.fft2(np.asarray(plane, dtype=np.float32))
     product = np.empty(bank.shape[1:], dtype=np.complex64)
     energy_all = np.zeros((rows, cols), np.float32)
     amplitude_all = np.zeros((rows, cols), np.float32)
     for o in range(bank.shape[0]):
         np.multiply(spectrum, bank[o], out=product)
-        responses = scipy.fft.ifft2(product, axes=(-2, -1), overwrite_x=True)
+        responses = np.fft.ifft2(product, axes=(-2, -1))
         total = responses.sum(axis=0)  # Σ even + i·Σ odd over the scales
         magnitude = np.abs(total)
         denominator = magnitude + np.float32(1e-4)
