@@ -126,10 +126,11 @@ def fused_predictions(values: np.ndarray, targets: np.ndarray, contents: np.ndar
         return np.asarray(trees.predict(inputs[test]))
     # the stacker FusionModel.fit fits on all its training items (the interval is not
     # scored here, so its cross-calibration refits are skipped)
-    names = list(FusionModel("fr", extractors).feature_names)
-    directions = FusionModel("fr", extractors).feature_directions
-    stacker = fit_stacker(names, values[train], targets[train], contents[train], seed=seed,
-                          directions=directions if model == "monotone" else None)
+    unfitted = FusionModel("fr", extractors)
+    stacker = fit_stacker(list(unfitted.feature_names), values[train], targets[train],
+                          contents[train], seed=seed,
+                          directions=unfitted.feature_directions if model == "monotone"
+                          else None)
     return np.clip(np.asarray(stacker.predict(values[test])), 0.0, 100.0)
 
 

@@ -308,6 +308,13 @@ class FusionModel:
                                  f"(n, {len(names)})")
             if not np.isfinite(anchor_values).all():
                 raise ValueError("anchor features must be finite")
+        distinct = len(set(contents.tolist()))
+        if distinct < 3:
+            raise ValueError(f"fit needs at least 3 contents (reference images), got "
+                             f"{distinct}: the interval is calibrated on contents the "
+                             "stacker did not see, and the stacker's own cross-validation "
+                             "needs two more")
+
         def fitted_stacker(rows: NDArray[np.intp]) -> Any:
             return fit_stacker(list(names), values[rows], targets[rows], contents[rows],
                                seed=self.seed,

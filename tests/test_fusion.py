@@ -196,6 +196,12 @@ def test_split_calibration_keeps_a_share_of_the_contents_apart() -> None:
     with pytest.raises(ValueError, match="calibration must be one of"):
         FusionModel("fr", FULL_REFERENCE_EXTRACTORS, calibration="jackknife").fit(
             values, scores, groups=groups)
+    # two contents cannot give a held-apart calibration and an internal cross-validation
+    two = np.isin(groups, ["c0", "c1"])
+    for calibration in ("cross", "split"):
+        with pytest.raises(ValueError, match=r"at least 3 contents .* got 2"):
+            FusionModel("fr", FULL_REFERENCE_EXTRACTORS, calibration=calibration).fit(
+                values[two], scores[two], groups=groups[two])
 
 
 def test_fit_refuses_bad_input(small_fr_model: FusionModel) -> None:
