@@ -219,9 +219,10 @@ def markdown_row(row: dict[str, Any], *, values: bool = True) -> str:
     return line + f" {row['dims']} |" if values else line
 
 
-def write_report(out: Path, quick: bool, report: dict[str, Any]) -> None:
-    """``report.json`` (``report_quick.json`` for ``--quick``) in ``out``."""
-    (out / ("report_quick.json" if quick else "report.json")).write_text(
+def write_report(out: Path, quick: bool, report: dict[str, Any], *, name: str = "report"
+                 ) -> None:
+    """``<name>.json`` (``<name>_quick.json`` for ``--quick``) in ``out``."""
+    (out / (f"{name}_quick.json" if quick else f"{name}.json")).write_text(
         json.dumps(report, indent=1))
 
 

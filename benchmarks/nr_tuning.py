@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/nr_tuning.py [--data ../shared/data] [--out DIR]
                                    [--backbones efficientnet_lite0,...] [--quick]
+                                   [--start-stage 6] [--epochs 12]
 
 For each backbone, :func:`fusion.training.tuning.cross_fitted_quality` tunes the last
 stage and head convolution of the ImageNet trunk on four of five content-disjoint folds
@@ -17,6 +18,11 @@ the cross-fitted tuned qualities (``bb:<backbone>:q_tuned``, the stacker's
 fold ``k``; the stacker's training images by trunks tuned without their own folds (the
 issue's cross-fitting; the stacker's few weights are the only path by which fold ``k``
 reaches fold ``k``'s scores).
+
+``--start-stage`` tunes from an earlier stage (5: stages 5 and 6 and the head, from
+cached stage-4 activations; about three times the work of the default 6), ``--epochs``
+changes the epoch budget (early stopping still keeps the best epoch); results of a
+setting other than the default go to their own files.
 
 ``--quick``: Lite0, 80 images, 3 folds, 2 epochs (the test suite's variant).
 """
@@ -53,20 +59,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="the work folder of nr_ablation.py (its feature caches)")
     parser.add_argument("--backbones", default=",".join(nr_ablation.BACKBONES))
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--start-stage", type=int, default=TuningSettings.start_stage,
+                        help="first trunk stage that is tuned (the stages before it run "
+                             "once, cached)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epoch budget (default {TuningSettings.epochs}; 2 with --quick)")
     args = parser.parse_args(argv)
     dataset = nr_ablation.clive_share(args.data, args.quick)
     if dataset is None:
         return 2
     backbones = tuple(args.backbones.split(","))
-    folds, settings = 5, TuningSettings()
+    folds, epochs = (3, 2) if args.quick else (5, TuningSettings.epochs)
     if args.quick:
-        backbones, folds, settings = backbones[:1], 3, TuningSettings(epochs=2)
+        backbones = backbones[:1]
+    settings = TuningSettings(start_stage=args.start_stage, epochs=args.epochs or epochs)
+    variant = "" if (settings.start_stage, settings.epochs) == (
+        TuningSettings.start_stage, epochs) else f"_s{settings.start_stage}_e{settings.epochs}"
     args.out.mkdir(parents=True, exist_ok=True)
     scores, groups = dataset.scores, dataset.content_ids
     start = time.perf_counter()
     tuned, reports = {}, {}
     for name in backbones:
-        stored = args.out / f"{name}_q_{len(dataset)}_{folds}.npz"
+        stored = args.out / f"{name}_q_{len(dataset)}_{folds}{variant}.npz"
         if stored.is_file():
             tuned[name] = np.load(stored)["quality"]
             reports[name] = json.loads(stored.with_suffix(".json").read_text())
@@ -110,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(nr_ablation.markdown_row(row, values=False))
     nr_ablation.write_report(args.out, args.quick, {
         "items": len(dataset), "folds": folds, "settings": settings.__dict__,
-        "tuning": reports, "rows": rows, "seconds": round(time.perf_counter() - start, 1)})
+        "tuning": reports, "rows": rows, "seconds": round(time.perf_counter() - start, 1)},
+        name=f"report{variant}")
     return 0
 
 
