@@ -5,6 +5,8 @@ Usage::
     python benchmarks/train_defaults.py nr     # CLIVE share (human crowd MOS), "accurate"
     python benchmarks/train_defaults.py fast   # the "fast" preset's no-reference model
     python benchmarks/train_defaults.py fr     # KADID-calibrated synthetic set (no FR human data)
+    python benchmarks/train_defaults.py nr-tuned     # add tuned branches to "accurate"
+    python benchmarks/train_defaults.py fast-tuned   # the same for "fast" (its Lite0)
     python benchmarks/train_defaults.py nr-anchors   # refit the NR stacker with anchors
     python benchmarks/train_defaults.py fast-anchors # the same for the fast preset
     python benchmarks/train_defaults.py fr-anchors   # refit the FR stacker with anchors
@@ -19,6 +21,17 @@ and the ``*-anchors`` step (run it next) refits the stacker on the features of t
 float16 graphs. A retrained bundle keeps the distortion diagnostics of the one it replaces
 (they read handcrafted features only; the ``fast`` preset has none, as it lacks most of
 their inputs).
+
+``nr-tuned`` (after ``nr`` and ``nr-anchors``) tunes a copy of each ``accurate`` backbone's
+upper stages (5, 6 and the head convolution, from cached stage-4 activations:
+:func:`fusion.training.tuning.tune_trunk`) on the same training part, cross-fitted over
+five content-disjoint folds of it, adds each tuned branch to its backbone's graph
+(:func:`fusion.training.fused.tuned_extractors`: one pass of the lower stages feeds both)
+and refits the stacker, with anchors, on the cross-fitted tuned qualities (never on the
+in-sample ones). About 20 minutes a backbone on two cores; the results are cached in
+``benchmarks/results/nr_tuning``. ``fast-tuned`` does the same for the ``fast`` preset's
+Lite0 (the same four patches and training part: the tuned trunk of ``nr-tuned`` is reused,
+joined to the fast bundle's own heads).
 
 Full-reference: no full-reference human-rated database is in ../shared/data, so the model
 is fitted to the KADID-calibrated synthetic set of :mod:`fusion.training.calibrated` —
@@ -54,6 +67,11 @@ WORK = ROOT / "benchmarks" / "results"
 #: The accurate preset's backbones and patches per image: 4/9/6 measured 0.797 CLIVE 5-fold
 #: SRCC against 0.798 for 9/9/9, at 48 ms less per 500×500 image (docs/models.md).
 ACCURATE_PATCHES = {"efficientnet_lite0": 4, "efficientnet_lite1": 9, "efficientnet_lite2": 6}
+TUNED_TRAINING = ("CLIVE share, the default's training part; stages 5, 6 and the head "
+                  "convolution tuned from ImageNet on the grid's patches under 8 dihedral "
+                  "transforms, MSE + pairwise rank loss, early stopping on a "
+                  "content-disjoint 15 %; the stacker learned from qualities cross-fitted "
+                  "over 5 content-disjoint folds of the training part")
 CLIVE_DESCRIPTION = ("CLIVE share (LIVE In the Wild, Ghadiyaram & Bovik 2016): 696 "
                      "photographs, crowd MOS 0–100")
 #: bundle name → (folder, work folder of its backbones and feature cache)
@@ -72,8 +90,45 @@ def severity_dataset() -> Dataset:
                                 jobs=2, progress=True)
 
 
-def refit_with_anchors(name: str) -> int:
-    """Refit the shipped bundle ``name``'s stacker with anchors (backbones unchanged)."""
+#: Where the tuned trunks and their activation caches live (shared with nr_tuning.py).
+TUNING_WORK = WORK / "nr_tuning"
+
+
+def tuned_trunks(dataset: Dataset, backbones: dict[str, int]) -> dict[str, Any]:
+    """Each backbone (name → patches an image) tuned on the default's training part."""
+    import numpy as np
+
+    from fusion.training.fused import heldout_split
+    from fusion.training.tuning import tune_trunk
+
+    train, _ = heldout_split(dataset)
+    images = [str(item.image) for item in dataset]
+    return {name: tune_trunk(name, images, dataset.scores, dataset.content_ids,
+                             np.asarray(train), TUNING_WORK, max_patches=patches,
+                             progress=True)
+            for name, patches in backbones.items()}
+
+
+def cross_fitted_columns(dataset: Dataset, tuned: dict[str, Any]) -> dict[str, Any]:
+    """Tuned-quality column name → cross-fitted values (0–1) on the dataset, NaN elsewhere."""
+    import numpy as np
+
+    from fusion.training.fused import heldout_split
+
+    train, _ = heldout_split(dataset)
+    columns = {}
+    for name, trunk in tuned.items():
+        column = np.full(len(dataset), np.nan)
+        column[np.asarray(train)] = trunk.cross_fitted / 100.0
+        columns[f"bb:{name}:q_tuned"] = column
+    return columns
+
+
+def refit_with_anchors(name: str, *, tune: bool = False) -> int:
+    """Refit the shipped bundle ``name``'s stacker with anchors (backbones unchanged).
+
+    ``tune``: first add tuned branches to its backbones (``nr-tuned``).
+    """
     import tempfile
 
     import numpy as np
@@ -98,8 +153,21 @@ def refit_with_anchors(name: str) -> int:
                              floor=floor)
     staging = Path(tempfile.mkdtemp()) / "bundle"
     previous = _previous_diagnostics(bundle)
+    extractors, cross_fitted = None, None
+    if mode == "nr":
+        entries = json.loads((bundle / "metadata.json").read_text())["extractors"]
+        tuned = tuned_trunks(dataset, {e["backbone"]: e["max_patches"] for e in entries
+                                       if "tuned" in e or (tune and e["kind"] == "backbone")})
+        if tune:
+            from fusion.training.fused import tuned_extractors
+
+            extractors, differences = tuned_extractors(
+                bundle, tuned, staging.parent / "tuned", training=TUNED_TRAINING)
+            print("tuned float16 graphs, largest output difference:", differences)
+        cross_fitted = cross_fitted_columns(dataset, tuned)
     report = refit_stacker(bundle, dataset, staging, work=work, name=name,
-                           anchors=anchors, description=description)
+                           anchors=anchors, description=description,
+                           cross_fitted=cross_fitted, extractors=extractors)
     shutil.rmtree(bundle)
     shutil.copytree(staging, bundle)
     _restore_diagnostics(bundle, previous)
@@ -132,6 +200,9 @@ def main(argv: list[str]) -> int:
     which = argv[0] if argv else "nr"
     anchors = {"nr-anchors": "default_nr", "fast-anchors": "fast_nr",
                "fr-anchors": "default_fr"}
+    tuned = {"nr-tuned": "default_nr", "fast-tuned": "fast_nr"}
+    if which in tuned:
+        return refit_with_anchors(tuned[which], tune=True)
     if which in anchors:
         return refit_with_anchors(anchors[which])
     name = {"nr": "default_nr", "fast": "fast_nr", "fr": "default_fr"}[which]

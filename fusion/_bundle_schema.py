@@ -140,6 +140,7 @@ def read_metadata(folder: Path) -> dict[str, Any]:
         _digest_field(entry, "sha256", file=file, where=where)
         if _field(entry, "max_patches", int, file=file, where=where) < 1:
             raise BundleError(f"{file}: field {where}'max_patches' must be at least 1")
+        _field(entry, "tuned", dict, file=file, where=where, required=False)
         parts = _field(entry, "litert_parts", dict, file=file, where=where, required=False)
         if parts is not None:
             for part in ("trunk", "head"):

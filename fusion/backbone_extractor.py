@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,12 @@ class BackboneExtractor(Extractor):
     than nine is part of the name, so features pooled over another count are not reused
     either.
 
+    ``tuned`` (a description of a quality-tuned branch, e.g. its training data, as
+    recorded in the bundle) says that the graph's last feature is the per-patch quality
+    of a quality-tuned copy of the trunk's upper stages
+    (:func:`fusion.training.tuning.tuned_backbone`): its mean over the patches is named
+    ``bb:<backbone>:q_tuned`` (higher is better), which the stacker fits as its own block.
+
     A full-reference backbone may also come as ``parts`` (trunk and head ``.tflite``, see
     :class:`backbones.runtime.SplitPairBackbone`): prediction then embeds each reference
     once and reuses it for every image compared with it (same outputs within 1e-4).
@@ -40,8 +47,10 @@ class BackboneExtractor(Extractor):
 
     def __init__(self, backbone_name: str, litert_path: str | Path, sha256: str, *,
                  max_patches: int = 9, num_threads: int | None = None,
-                 parts: tuple[str | Path, str | Path] | None = None) -> None:
+                 parts: tuple[str | Path, str | Path] | None = None,
+                 tuned: Mapping[str, Any] | None = None) -> None:
         self.backbone_name = backbone_name
+        self.tuned = None if tuned is None else dict(tuned)
         self.litert_path = Path(litert_path)
         self.sha256 = sha256
         self.max_patches = max_patches
@@ -69,9 +78,15 @@ class BackboneExtractor(Extractor):
         self.name = f"bb_{backbone_name}_{self.mode}{patches}"  # type: ignore[misc]
         self.version = int(sha256[:8], 16)
         prefix = f"bb:{backbone_name}:"
+        plain = width - (self.tuned is not None)
+        if plain < 1:
+            raise ValueError(f"{self.litert_path}: {width} feature columns is too few for "
+                             "a tuned backbone")
         self.feature_names = tuple(prefix + s for s in SUMMARY_NAMES) + tuple(
-            f"{prefix}f{i}" for i in range(width))
-        self.higher_is_better = (True, True, None) + (None,) * width
+            f"{prefix}f{i}" for i in range(plain)) + (
+            (f"{prefix}q_tuned",) if self.tuned is not None else ())
+        self.higher_is_better = (True, True, None) + (None,) * plain + (
+            (True,) if self.tuned is not None else ())
 
     @property
     def runtime(self) -> Any:

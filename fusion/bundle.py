@@ -122,6 +122,8 @@ def save_bundle(model: FusionModel, path: str | Path, *,
                 "patch_size": extractor.patch_size,
                 "weights": extractor.weight_precision,
             }
+            if extractor.tuned is not None:
+                entry["tuned"] = extractor.tuned
             if extractor.parts is not None:
                 parts = {}
                 for part, source in zip(("trunk", "head"), extractor.parts, strict=True):
@@ -259,6 +261,7 @@ def load_bundle(path: str | Path, *, num_threads: int | None = None) -> FusionMo
                 extractors.append(BackboneExtractor(
                     entry["backbone"], folder / entry["litert"], entry["sha256"],
                     max_patches=entry["max_patches"], num_threads=num_threads,
+                    tuned=entry.get("tuned"),
                     parts=None if parts is None else (folder / parts["trunk"],
                                                       folder / parts["head"])))
             except ValueError as exc:  # BackboneFileError: not a loadable LiteRT model

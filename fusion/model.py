@@ -647,6 +647,10 @@ class FusionModel:
                 key = f"bb:{extractor.backbone_name}:q_weighted"
                 components[f"{extractor.backbone_name}_quality"] = min(
                     100.0, max(0.0, 100.0 * values[key]))
+                if extractor.tuned is not None:  # the quality-tuned branch's, likewise
+                    tuned = values[f"bb:{extractor.backbone_name}:q_tuned"]
+                    components[f"{extractor.backbone_name}_tuned_quality"] = min(
+                        100.0, max(0.0, 100.0 * tuned))
             else:
                 components.update({n: values[n] for n in extractor.feature_names})
         return Prediction(score=float(score), interval=(low, high),

@@ -135,7 +135,9 @@ def train_fusion(dataset: Dataset, out: str | Path, *, backbones: tuple[str, ...
 def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
                   work: str | Path, name: str, anchors: Dataset | None = None,
                   seed: int = 0, test_fraction: float = 0.2, coverage: float = 0.9,
-                  description: str = "") -> dict[str, Any]:
+                  description: str = "",
+                  cross_fitted: Mapping[str, Any] | None = None,
+                  extractors: Sequence[Extractor] | None = None) -> dict[str, Any]:
     """Refit a bundle's stacker and interval (its backbones unchanged); returns the report.
 
     The dataset is split by content exactly as :func:`train_fusion` splits it (same
@@ -144,6 +146,13 @@ def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
     (:mod:`fusion.training.anchors`) fit the no-reference gate, or join the
     full-reference training pairs; the held-out report is on the dataset's held-out part
     alone.
+
+    ``cross_fitted`` maps a feature name to its value on every item of ``dataset`` (NaN
+    allowed outside the training part): the stacker is fitted on these values instead of
+    the bundle's own, as it must be for the tuned quality (``bb:<backbone>:q_tuned``) of a
+    trunk tuned on the training items (:func:`fusion.training.tuning.tune_trunk`); the
+    held-out report still uses the bundle's values. Every tuned column of the bundle must
+    be given. ``extractors`` replaces the bundle's (e.g. by :func:`tuned_extractors`).
     """
     from fusion.bundle import load_bundle
 
@@ -157,20 +166,22 @@ def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
              for entry in metadata.get("extractors", [])
              if entry.get("kind") == "backbone" and "keras" in entry}
     train, test = heldout_split(dataset, test_fraction=test_fraction, seed=seed)
-    return _fit_report_save(dataset, list(model.extractors), train, test, out,
+    extractors = list(model.extractors if extractors is None else extractors)
+    return _fit_report_save(dataset, extractors, train, test, out,
                             work=Path(work), name=name, seed=seed, coverage=coverage,
                             description=description, heads=heads, anchors=anchors,
                             extra={"backbones": metadata.get("backbones"),
                                    "backbones_from": f"{source.name} ({model.name}), "
                                                      "unchanged"}, start=start,
-                            monotone=model.monotone)
+                            monotone=model.monotone, cross_fitted=cross_fitted)
 
 
 def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: Any,
                      out: str | Path, *, work: Path, name: str, seed: int, coverage: float,
                      description: str, heads: dict[str, Path], extra: dict[str, Any],
                      start: float, anchors: Dataset | None = None,
-                     monotone: bool = False) -> dict[str, Any]:
+                     monotone: bool = False,
+                     cross_fitted: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Features, stacker fit on the training part (+ anchors), held-out report, bundle."""
     work.mkdir(parents=True, exist_ok=True)
     cache = work / "features.h5"
@@ -180,6 +191,7 @@ def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: 
     test_ok = np.array([i for i in test if ok[i]])
     scores, groups = dataset.scores, dataset.content_ids
     values, targets, contents = (table.values[train_ok], scores[train_ok], groups[train_ok])
+    values = _with_cross_fitted(values, table.feature_names, train_ok, cross_fitted or {})
     anchor_note, gate_anchors, anchor_score = None, None, None
     if anchors is not None:
         anchor_table = compute_features(anchors, extractors, cache=cache, progress=True)
@@ -211,6 +223,90 @@ def _fit_report_save(dataset: Dataset, extractors: list[Any], train: Any, test: 
     save_bundle(fused, out, backbone_keras=heads, training=training)
     (work / f"{name}_report.json").write_text(json.dumps(training, indent=1))
     return training
+
+
+def tuned_extractors(bundle: str | Path, tuned: Mapping[str, Any], folder: str | Path, *,
+                     training: str, tolerance: float = 0.1
+                     ) -> tuple[list[Extractor], dict[str, float]]:
+    """A no-reference bundle's extractors, with tuned branches added to its backbones.
+
+    ``tuned`` maps a backbone name to its :class:`fusion.training.tuning.TunedTrunk`; each
+    such backbone is rebuilt (:func:`_rebuilt_backbone`), joined to its branch
+    (:func:`fusion.training.tuning.tuned_backbone`), exported with float16 weights into
+    ``folder`` and checked against the Keras model on 16 seeded random patches (largest
+    difference ≤ ``tolerance``, else ValueError). ``training`` says what the branches were
+    tuned on (recorded in each backbone's ``tuned`` entry). Returns the extractors (the
+    others unchanged) and each tuned graph's largest difference. Refit the stacker on them
+    with the cross-fitted qualities (:func:`refit_stacker`).
+    """
+    from backbones.export import export_litert_float16
+    from fusion.bundle import load_bundle
+    from fusion.training.tuning import tuned_backbone
+
+    source, folder = Path(bundle), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    metadata = json.loads((source / "metadata.json").read_text())
+    if metadata["mode"] != "nr":
+        raise ValueError("tuned branches are for no-reference bundles")
+    entries = {e["key"]: e for e in metadata["extractors"] if e.get("kind") == "backbone"}
+    unknown = set(tuned) - {e["backbone"] for e in entries.values()}
+    if unknown:
+        raise ValueError(f"{source} has no backbone {sorted(unknown)}")
+    extractors: list[Extractor] = []
+    differences = {}
+    for extractor in load_bundle(source).extractors:
+        entry = entries.get(extractor.key)
+        if entry is None or entry["backbone"] not in tuned:
+            extractors.append(extractor)
+            continue
+        if "tuned" in entry:
+            raise ValueError(f"{extractor.key} is already tuned")
+        trunk = tuned[entry["backbone"]]
+        if trunk.max_patches != entry["max_patches"]:
+            raise ValueError(f"{entry['backbone']}: tuned on {trunk.max_patches} patches an "
+                             f"image, the bundle takes {entry['max_patches']}")
+        model = tuned_backbone(_rebuilt_backbone(source, entry, tolerance=tolerance), trunk)
+        graph = export_litert_float16(model, folder / f"{Path(entry['litert']).stem}"
+                                      "_tuned.tflite")
+        patches = np.random.default_rng(1).random((16, *model.input_shape[1:]))
+        differences[entry["backbone"]] = max_litert_difference(
+            model, graph, patches.astype(np.float32))
+        if differences[entry["backbone"]] > tolerance:
+            raise ValueError(f"{entry['backbone']}: the tuned graph differs from its Keras "
+                             f"model by {differences[entry['backbone']]:.3g}")
+        final = trunk.reports[-1]
+        description = {"start_stage": trunk.start_stage, "training": training,
+                       "standardisation": [round(v, 4) for v in trunk.standardisation],
+                       "best_epoch": final.get("best_epoch"),
+                       "validation_srcc": final.get("validation_srcc"),
+                       "cross_fitted_folds": len(trunk.reports) - 1}
+        extractors.append(BackboneExtractor(entry["backbone"], graph, sha256_of(graph),
+                                            max_patches=entry["max_patches"],
+                                            tuned=description))
+    return extractors, differences
+
+
+def _with_cross_fitted(values: Any, feature_names: Sequence[str], rows: Any,
+                       cross_fitted: Mapping[str, Any]) -> Any:
+    """Training values with each tuned column replaced by its cross-fitted values.
+
+    A tuned quality computed by the shipped graph on the items its trunk was tuned on is
+    in-sample (far better than on new images): the stacker must never learn from it.
+    """
+    tuned = [n for n in feature_names if n.endswith(":q_tuned")]
+    missing = sorted(set(tuned) - set(cross_fitted))
+    unknown = sorted(set(cross_fitted) - set(tuned))
+    if missing or unknown:
+        raise ValueError(f"cross-fitted values needed for {missing or 'none'}; given for "
+                         f"columns the model has no tuned quality for: {unknown or 'none'}")
+    values = np.array(values, dtype=np.float64, copy=True)
+    for feature, column in cross_fitted.items():
+        given = np.asarray(column, dtype=np.float64)[rows]
+        if not np.all(np.isfinite(given)):
+            raise ValueError(f"{feature}: the cross-fitted values of "
+                             f"{int(np.sum(~np.isfinite(given)))} training items are missing")
+        values[:, list(feature_names).index(feature)] = given
+    return values
 
 
 def _rebuilt_backbone(folder: Path, entry: dict[str, Any], *, mode: str = "nr",
@@ -302,6 +398,10 @@ def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
         if entry.get("kind") != "backbone" or "keras" not in entry \
                 or (only is not None and entry["backbone"] not in only):
             continue
+        if "tuned" in entry:
+            raise ValueError(f"{entry['key']} carries a quality-tuned branch whose weights "
+                             "are not in the bundle: export it again from its training "
+                             "run (benchmarks/train_defaults.py nr-tuned)")
         model = _rebuilt_backbone(folder, entry,
                                   tolerance=1e-4 if entry.get("weights") != "float16"
                                   else tolerance)
@@ -343,6 +443,10 @@ def _held_out_report(model: FusionModel, table: Any, scores: Any, test: Any) -> 
             column = table.feature_names.index(f"bb:{extractor.backbone_name}:q_weighted")
             components[f"{extractor.backbone_name} (own pooled quality)"] = \
                 _short(evaluate(100 * table.values[test, column], y, logistic=5))
+            if extractor.tuned is not None:
+                column = table.feature_names.index(f"bb:{extractor.backbone_name}:q_tuned")
+                components[f"{extractor.backbone_name} (tuned quality)"] = \
+                    _short(evaluate(100 * table.values[test, column], y, logistic=5))
     for column, (feature, higher) in enumerate(zip(table.feature_names,
                                                    table.higher_is_better, strict=True)):
         if feature.startswith("bb:") or higher is None:

@@ -18,6 +18,13 @@ Partial fine-tuning from cached activations, the recipe that fits two CPU cores:
 3. **Cross-fit** (:func:`cross_fitted_quality`): k content-disjoint folds; the images of
    each fold are scored by a branch tuned without them. A stacker trained on these scores
    never sees a score of an image its trunk was tuned on.
+4. **Ship** (:func:`tune_trunk`, :func:`tuned_backbone`): for a bundle, the cross-fitting
+   runs inside the bundle's training part, scoring each image on the patches the bundle's
+   backbone takes (:func:`grid_activations`), and one more branch is tuned on the whole
+   training part; :func:`tuned_backbone` adds it to the backbone's graph beside the frozen
+   upper stages (the lower stages run once), and the stacker learns from the
+   cross-fitted qualities (:func:`fusion.training.fused.tuned_extractors`,
+   ``benchmarks/train_defaults.py nr-tuned``).
 
 Needs the ``train`` extra (Keras). The measured effect on CLIVE is in docs/models.md
 (``benchmarks/nr_tuning.py``).
@@ -38,8 +45,9 @@ from numpy.typing import NDArray
 from backbones.patches import grid_positions, take_patches
 from fusion.metrics import srcc
 
-__all__ = ["DIHEDRAL", "TuningSettings", "branch_quality", "build_branch",
-           "cross_fitted_quality", "fit_branch", "lower_activations"]
+__all__ = ["DIHEDRAL", "TunedTrunk", "TuningSettings", "branch_quality", "build_branch",
+           "cross_fitted_quality", "fit_branch", "grid_activations", "lower_activations",
+           "tune_trunk"]
 
 #: The eight dihedral transforms of a square patch (H, W, C), identity first.
 DIHEDRAL = ("identity", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180",
@@ -90,6 +98,46 @@ def _lower_model(name: str, start_stage: int) -> Any:
     return keras.Model(trunk.input, trunk.outputs[0])
 
 
+def _lower_function(name: str, start_stage: int, work: Path) -> Any:
+    """The frozen lower stages as a LiteRT function (exported once into ``work``)."""
+    from backbones.export import export_litert
+    from backbones.runtime import LiteRTFunction
+
+    graph = work / f"{name}_lower{start_stage}.tflite"
+    if not graph.is_file():
+        export_litert(_lower_model(name, start_stage), graph)
+    return LiteRTFunction(graph)
+
+
+def _grid_patches(path: str | Path, patches: int) -> NDArray[np.float32]:
+    """The prediction grid's patches of one image, repeated up to ``patches`` if fewer."""
+    from fusion.io import load_image
+
+    rgb = load_image(path).rgb
+    grid = take_patches(rgb, grid_positions(*rgb.shape[:2], size=PATCH, max_patches=patches),
+                        size=PATCH)
+    return grid if len(grid) == patches else grid[np.arange(patches) % len(grid)]
+
+
+def _cached_activations(name: str, images: Sequence[str | Path], work: str | Path,
+                        start_stage: int, tag: str, progress: bool,
+                        patches_of: Any) -> NDArray[np.float16]:
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.blake2b("\n".join(map(str, images)).encode(), digest_size=8).hexdigest()
+    cache = work / f"{name}_s{start_stage}{tag}_{len(images)}_{digest}.npy"
+    if cache.is_file():
+        return np.load(cache)  # type: ignore[no-any-return]
+    lower = _lower_function(name, start_stage, work)
+    from tqdm.auto import tqdm
+
+    rows = [lower(patches_of(path)).astype(np.float16)
+            for path in tqdm(images, desc=f"{name} lower stages", disable=not progress)]
+    activations = np.stack(rows)
+    np.save(cache, activations)
+    return activations
+
+
 def lower_activations(name: str, images: Sequence[str | Path], work: str | Path, *,
                       start_stage: int = 6, progress: bool = False
                       ) -> NDArray[np.float16]:
@@ -99,33 +147,22 @@ def lower_activations(name: str, images: Sequence[str | Path], work: str | Path,
     eight transforms of :data:`DIHEDRAL`, transform-major (index ``t·9 + p``). Cached in
     ``work`` under a digest of the backbone, stage and image paths.
     """
-    from backbones.export import export_litert
-    from backbones.runtime import LiteRTFunction
-    from fusion.io import load_image
+    return _cached_activations(name, images, work, start_stage, "", progress,
+                               lambda path: _dihedral(_grid_patches(path, GRID)))
 
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.blake2b("\n".join(map(str, images)).encode(), digest_size=8).hexdigest()
-    cache = work / f"{name}_s{start_stage}_{len(images)}_{digest}.npy"
-    if cache.is_file():
-        return np.load(cache)  # type: ignore[no-any-return]
-    graph = work / f"{name}_lower{start_stage}.tflite"
-    if not graph.is_file():
-        export_litert(_lower_model(name, start_stage), graph)
-    lower = LiteRTFunction(graph)
-    from tqdm.auto import tqdm
 
-    rows = []
-    for path in tqdm(images, desc=f"{name} lower stages", disable=not progress):
-        rgb = load_image(path).rgb
-        patches = take_patches(rgb, grid_positions(*rgb.shape[:2], size=PATCH,
-                                                   max_patches=GRID), size=PATCH)
-        if len(patches) != GRID:  # small images: repeat the grid up to nine patches
-            patches = patches[np.arange(GRID) % len(patches)]
-        rows.append(lower(_dihedral(patches)).astype(np.float16))
-    activations = np.stack(rows)
-    np.save(cache, activations)
-    return activations
+def grid_activations(name: str, images: Sequence[str | Path], work: str | Path, *,
+                     max_patches: int, start_stage: int = 6, progress: bool = False
+                     ) -> NDArray[np.float16]:
+    """Lower-stage activations of the patches prediction takes: (N, max_patches, h, w, c).
+
+    The untransformed grid of :func:`backbones.patches.grid_positions` with
+    ``max_patches`` (an image with fewer patches repeats them), so a tuned branch scores
+    the training images on the patches a bundle's backbone scores at prediction. Cached
+    like :func:`lower_activations`.
+    """
+    return _cached_activations(name, images, work, start_stage, f"_p{max_patches}", progress,
+                               lambda path: _grid_patches(path, max_patches))
 
 
 def build_branch(name: str, input_shape: tuple[int, int, int], *, start_stage: int = 6
@@ -170,13 +207,19 @@ def _rank_loss(margin: float) -> Any:
     return loss
 
 
-def branch_quality(branch: Any, activations: NDArray[np.float16]
+def branch_quality(branch: Any, activations: NDArray[np.float16], *,
+                   patches: int | None = GRID
                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(mean, standard deviation) over each image's nine untransformed patches."""
+    """(mean, standard deviation) over each image's first ``patches`` activation maps.
+
+    The default, nine, is the untransformed grid of :func:`lower_activations`; ``None``
+    takes every map (the activations of :func:`grid_activations`).
+    """
     n = len(activations)
-    flat = activations[:, :GRID].reshape(-1, *activations.shape[2:]).astype(np.float32)
+    count = activations.shape[1] if patches is None else patches
+    flat = activations[:, :count].reshape(-1, *activations.shape[2:]).astype(np.float32)
     quality = np.asarray(branch.predict(flat, batch_size=64, verbose=0)[0],
-                         np.float64).reshape(n, GRID)
+                         np.float64).reshape(n, count)
     return quality.mean(axis=1), quality.std(axis=1)
 
 
@@ -252,3 +295,147 @@ def cross_fitted_quality(name: str, activations: NDArray[np.float16],
         reports.append({"fold": k, **asdict(report),
                         "heldout_srcc": round(float(srcc(quality[held], scores[held])), 4)})
     return quality, spread, reports
+
+
+@dataclass
+class TunedTrunk:
+    """A trunk tuned for a bundle, and the cross-fitted qualities its stacker learns from.
+
+    ``weights``: the branch's weights (:func:`build_branch`, tuned on all the training
+    items); ``standardisation``: (mean, sd) that turn its output into 0–100;
+    ``cross_fitted``: each training item's quality (0–100) from a branch tuned without its
+    fold, on the bundle's patches; ``reports``: one per fold, then the final fit's.
+    """
+
+    name: str
+    start_stage: int
+    max_patches: int
+    weights: list[NDArray[np.float32]]
+    standardisation: tuple[float, float]
+    cross_fitted: NDArray[np.float64]
+    reports: list[dict[str, Any]]
+
+    def branch(self) -> Any:
+        """The tuned branch as a Keras model (needs the ``train`` extra)."""
+        shape = _stage_output_shape(self.name, self.start_stage)
+        branch, _ = build_branch(self.name, shape, start_stage=self.start_stage)
+        branch.set_weights(self.weights)
+        branch.standardisation = self.standardisation
+        return branch
+
+    def save(self, path: str | Path) -> Path:
+        """Write it as one ``.npz`` (weights as arrays ``w0``, ``w1``, …; the rest as JSON)."""
+        import json
+
+        path = Path(path)
+        meta = {"name": self.name, "start_stage": self.start_stage,
+                "max_patches": self.max_patches, "standardisation": self.standardisation,
+                "reports": self.reports}
+        arrays: dict[str, Any] = {f"w{i}": w for i, w in enumerate(self.weights)}
+        np.savez(path, cross_fitted=self.cross_fitted, meta=np.array(json.dumps(meta)),
+                 **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TunedTrunk:
+        """Read what :meth:`save` wrote."""
+        import json
+
+        with np.load(path) as stored:
+            meta = json.loads(str(stored["meta"]))
+            count = sum(1 for key in stored.files if key.startswith("w"))
+            weights = [stored[f"w{i}"] for i in range(count)]
+            cross_fitted = stored["cross_fitted"]
+        return cls(meta["name"], meta["start_stage"], meta["max_patches"], weights,
+                   tuple(meta["standardisation"]), cross_fitted, meta["reports"])
+
+
+def _stage_output_shape(name: str, start_stage: int) -> tuple[int, int, int]:
+    lower = _lower_model(name, start_stage)
+    return tuple(int(s) for s in lower.output.shape[1:])  # type: ignore[return-value]
+
+
+def tune_trunk(name: str, images: Sequence[str | Path], scores: NDArray[np.floating],
+               groups: NDArray[np.str_], train: NDArray[np.intp], work: str | Path, *,
+               max_patches: int, folds: int = 5,
+               settings: TuningSettings = TuningSettings(start_stage=5),
+               progress: bool = False) -> TunedTrunk:
+    """Tune a trunk on the items ``train`` and cross-fit its quality over them.
+
+    The items of ``train`` are split into ``folds`` content-disjoint folds
+    (:class:`fusion.splits.ContentKFold`, seeded); each fold is scored by a branch tuned
+    on the others, on the ``max_patches`` patches of the prediction grid
+    (:func:`grid_activations`). Then one branch is tuned on all of ``train`` (early
+    stopping on a content-disjoint part of it, as every fit): the one a bundle ships.
+    Items outside ``train`` are never used. Cached in ``work`` (activations, and the
+    result as ``<name>_tuned_s<stage>_p<patches>_<digest>.npz``).
+    """
+    from fusion.splits import ContentKFold
+
+    work = Path(work)
+    train = np.asarray(train, dtype=np.intp)
+    key = hashlib.blake2b(("\n".join(map(str, images)) + repr((
+        train.tolist(), np.asarray(scores).round(6).tolist(), folds, asdict(settings)))
+                           ).encode(), digest_size=8).hexdigest()
+    stored = work / f"{name}_tuned_s{settings.start_stage}_p{max_patches}_{key}.npz"
+    if stored.is_file():
+        return TunedTrunk.load(stored)
+    activations = lower_activations(name, images, work, start_stage=settings.start_stage,
+                                    progress=progress)
+    scoring = grid_activations(name, images, work, max_patches=max_patches,
+                               start_stage=settings.start_stage, progress=progress)
+    quality = np.full(len(train), np.nan)
+    reports = []
+    for k, (fit, held) in enumerate(ContentKFold(folds, seed=settings.seed)
+                                    .split(groups[train], scores[train])):
+        branch, report = fit_branch(name, activations, scores, groups,
+                                    train[np.asarray(fit)], settings)
+        mean, sd = branch.standardisation
+        quality[held] = branch_quality(branch, scoring[train[held]], patches=None)[0] * sd + mean
+        reports.append({"fold": k, **asdict(report), "heldout_srcc": round(float(
+            srcc(quality[held], scores[train[held]])), 4)})
+        if progress:
+            print(f"{name} fold {k}: held-out SRCC {reports[-1]['heldout_srcc']}", flush=True)
+    branch, report = fit_branch(name, activations, scores, groups, train, settings)
+    reports.append({"fold": "all", **asdict(report)})
+    del activations
+    tuned = TunedTrunk(name, settings.start_stage, max_patches,
+                       [np.asarray(w, np.float32) for w in branch.get_weights()],
+                       branch.standardisation, quality, reports)
+    tuned.save(stored)
+    return tuned
+
+
+def tuned_backbone(model: Any, tuned: TunedTrunk) -> Any:
+    """A bundle backbone with a tuned branch beside its frozen upper stages (Keras).
+
+    ``model`` is the backbone a bundle ships (:func:`backbones.registry.get_backbone`
+    with its trained heads); the result maps the same patches to
+    ``[features ‖ tuned quality ‖ quality ‖ weight]``: the same features, quality and
+    weight, plus the tuned branch's quality on 0–1 (its 0–100 score over 100), computed
+    from the trunk's own stage ``start_stage − 1`` output, so the lower stages run once.
+    Prediction pools it like the features (its mean over the patches):
+    :class:`fusion.backbone_extractor.BackboneExtractor` names it ``q_tuned``.
+    """
+    from backbones._keras import require_keras
+    from backbones.models import ALL_STAGES
+
+    keras = require_keras()
+    layers = keras.layers
+    trunk = model.get_layer(tuned.name)
+    inputs = keras.Input(tuple(model.input_shape[1:]), name="patches")
+    maps = trunk(inputs)
+    if len(maps) != len(ALL_STAGES) + 1:
+        raise ValueError(f"{model.name}: a tuned branch needs the trunk's every stage "
+                         f"(outputs {len(maps)}, expected {len(ALL_STAGES) + 1})")
+    features = model.get_layer("trunk_levels")(
+        [model.get_layer(f"trunk_gap{i}")(m) for i, m in enumerate(maps)])
+    normalised = model.get_layer("feature_norm")(features)
+    quality = model.get_layer("quality")(model.get_layer("quality_hidden")(normalised))
+    weight = model.get_layer("weight")(model.get_layer("weight_hidden")(normalised))
+    mean, sd = tuned.standardisation
+    raw = tuned.branch()(maps[ALL_STAGES.index(tuned.start_stage - 1)])[0]
+    on_unit = layers.Rescaling(sd / 100.0, offset=mean / 100.0, name="tuned_quality")(raw)
+    outputs = layers.Concatenate(name="features_tuned_quality_weight")(
+        [features, on_unit, quality, weight])
+    return keras.Model(inputs, outputs, name=f"{model.name}_tuned")

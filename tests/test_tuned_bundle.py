@@ -1,0 +1,137 @@
+"""Quality-tuned branches in a bundle: the graph, the extractor, and cross-fitted stacking."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusion.training.fused import _with_cross_fitted
+from fusion.training.tuning import TunedTrunk
+
+TUNED = "bb:efficientnet_lite0:q_tuned"
+
+
+def test_cross_fitted_values_replace_the_tuned_column_of_training_rows() -> None:
+    names = ["bb:efficientnet_lite0:q_weighted", TUNED, "nss:mscn_var"]
+    values = np.arange(12.0).reshape(4, 3)
+    column = np.array([np.nan, 0.1, 0.2, 0.3, 0.4, np.nan])  # dataset order; rows 1–4 train
+    replaced = _with_cross_fitted(values, names, np.array([1, 2, 3, 4]), {TUNED: column})
+    assert replaced[:, 1].tolist() == [0.1, 0.2, 0.3, 0.4]
+    assert np.array_equal(replaced[:, [0, 2]], values[:, [0, 2]])
+    assert values[0, 1] == 1.0  # the caller's array is left alone
+
+
+def test_cross_fitted_values_are_required_complete_and_known() -> None:
+    names = ["bb:efficientnet_lite0:q_weighted", TUNED]
+    values, rows = np.zeros((2, 2)), np.array([0, 1])
+    with pytest.raises(ValueError, match="cross-fitted values needed for .*q_tuned"):
+        _with_cross_fitted(values, names, rows, {})
+    with pytest.raises(ValueError, match="no tuned quality for: .*lite1"):
+        _with_cross_fitted(values, names, rows, {TUNED: np.ones(2),
+                                                 "bb:efficientnet_lite1:q_tuned": np.ones(2)})
+    with pytest.raises(ValueError, match="of 1 training items are missing"):
+        _with_cross_fitted(values, names, rows, {TUNED: np.array([0.5, np.nan])})
+    # a model without tuned columns needs nothing
+    assert _with_cross_fitted(values, names[:1] + ["x"], rows, {}).shape == (2, 2)
+
+
+def test_tuned_trunk_round_trips(tmp_path: Path) -> None:
+    weights = [np.ones((3, 2), np.float32), np.arange(4, dtype=np.float32)]
+    trunk = TunedTrunk("efficientnet_lite0", 5, 4, weights, (41.5, 18.25),
+                       np.array([10.0, 60.0]), [{"fold": 0, "heldout_srcc": 0.5},
+                                                {"fold": "all", "best_epoch": 3}])
+    again = TunedTrunk.load(trunk.save(tmp_path / "t.npz"))
+    assert (again.name, again.start_stage, again.max_patches) == ("efficientnet_lite0", 5, 4)
+    assert again.standardisation == (41.5, 18.25) and again.reports == trunk.reports
+    assert all(np.array_equal(a, b) for a, b in zip(again.weights, weights, strict=True))
+    assert np.array_equal(again.cross_fitted, trunk.cross_fitted)
+
+
+def _graded_photographs(folder: Path, count: int) -> Path:
+    """``count`` textured 300×260 images, each its own content, noisier ones rated lower."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rows = ["image,mos,scale_min,scale_max,direction"]
+    for i in range(count):
+        gen = np.random.default_rng(i)
+        y, x = np.mgrid[0:260, 0:300] / (8.0 + i)
+        base = 0.5 + 0.3 * np.sin(x * (1 + i % 3) + y * 0.6)[..., None] * gen.random(3)
+        sigma = 0.02 + 0.3 * i / count
+        noisy = np.clip(base + gen.normal(0, sigma, base.shape), 0, 1)
+        Image.fromarray((noisy * 255 + 0.5).astype(np.uint8)).save(folder / f"{i}.png")
+        rows.append(f"{i}.png,{100 - 250 * sigma:.2f},0,100,higher_is_better")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return folder / "manifest.csv"
+
+
+@pytest.mark.slow
+def test_a_tuned_branch_joins_the_fast_bundle(tmp_path: Path) -> None:
+    """Tune (briefly), add the branch to the fast bundle's graph, refit, load, predict."""
+    pytest.importorskip("keras", reason="tuning needs the train extra")
+    import fusion
+    from fusion.api import default_bundle_path
+    from fusion.datasets import read_manifest
+    from fusion.io import load_image
+    from fusion.training.fused import (heldout_split, reexport_backbones, refit_stacker,
+                                       tuned_extractors)
+    from fusion.training.tuning import (TuningSettings, branch_quality, grid_activations,
+                                        tune_trunk)
+
+    dataset = read_manifest(_graded_photographs(tmp_path / "images", 30), name="graded")
+    images = [str(item.image) for item in dataset]
+    bundle = Path(shutil.copytree(default_bundle_path("nr", preset="fast"), tmp_path / "b"))
+    train, _ = heldout_split(dataset)
+    train = np.asarray(train)
+    settings = TuningSettings(start_stage=6, epochs=1, patches_per_image=2,
+                              validation_fraction=0.25)
+    work = tmp_path / "work"
+    tuned = tune_trunk("efficientnet_lite0", images, dataset.scores, dataset.content_ids,
+                       train, work, max_patches=4, folds=3, settings=settings)
+    assert tuned.cross_fitted.shape == (len(train),)
+    assert np.all(np.isfinite(tuned.cross_fitted))
+    assert [r["fold"] for r in tuned.reports] == [0, 1, 2, "all"]
+    cached = tune_trunk("efficientnet_lite0", images, dataset.scores, dataset.content_ids,
+                        train, work, max_patches=4, folds=3, settings=settings)
+    assert all(np.array_equal(a, b) for a, b in zip(cached.weights, tuned.weights,
+                                                    strict=True))
+
+    extractors, differences = tuned_extractors(bundle, {"efficientnet_lite0": tuned},
+                                               tmp_path / "tuned", training="test images")
+    assert differences["efficientnet_lite0"] < 0.1
+    backbone, plain = extractors[0], fusion.load(bundle).extractors[0]
+    assert backbone.feature_names[-1] == TUNED and backbone.higher_is_better[-1] is True
+    assert backbone.feature_names[:-1] == plain.feature_names
+    assert backbone.key != plain.key and backbone.tuned["training"] == "test images"
+    # the tuned column is the branch's mean quality over the image's four grid patches
+    activations = grid_activations("efficientnet_lite0", images[:3], work, max_patches=4,
+                                   start_stage=6)
+    mean, sd = tuned.standardisation
+    expected = (branch_quality(tuned.branch(), activations, patches=None)[0] * sd + mean) / 100
+    for path, value in zip(images[:3], expected, strict=True):
+        new, old = (e.compute(load_image(path)) for e in (backbone, plain))
+        assert new[TUNED] == pytest.approx(value, abs=0.02)
+        shared = [n for n in old if n in new]
+        assert max(abs(new[n] - old[n]) for n in shared) < 0.05  # same graph, float16
+
+    with pytest.raises(ValueError, match="cross-fitted values needed"):
+        refit_stacker(bundle, dataset, tmp_path / "refused", work=work, name="t",
+                      extractors=extractors)
+    column = np.full(len(dataset), np.nan)
+    column[train] = tuned.cross_fitted / 100
+    refit_stacker(bundle, dataset, tmp_path / "out", work=work, name="tuned-test",
+                  extractors=extractors, cross_fitted={TUNED: column})
+    entry = json.loads((tmp_path / "out" / "metadata.json").read_text())["extractors"][0]
+    assert entry["tuned"]["start_stage"] == 6 and entry["tuned"]["cross_fitted_folds"] == 3
+    model = fusion.load(tmp_path / "out")
+    assert model.feature_names[len(plain.feature_names)] == TUNED
+    assert "tuned_quality_linear" in dict(model.stacker_.estimators)
+    prediction = model.predict(images[0])
+    assert 0.0 <= prediction.score <= 100.0
+    assert 0.0 <= prediction.components["efficientnet_lite0_tuned_quality"] <= 100.0
+    with pytest.raises(ValueError, match="quality-tuned branch"):
+        reexport_backbones(tmp_path / "out")
