@@ -124,6 +124,19 @@ def main(argv: list[str] | None = None) -> int:
                      ("accurate preset (Lite0 4 / Lite1 9 / Lite2 6 patches + handcrafted)",
                       hand, hand_names),
                      ("accurate preset + tuned qualities", both, tuned_names + hand_names))]
+        if "efficientnet_lite0" in backbones:  # the fast preset: Lite0 on 4 patches + NSS
+            nss = [i for i, n in enumerate(hand_names) if n.startswith("nss_")]
+            lite0 = {"lite0": nr_ablation.sampled_features("efficientnet_lite0", dataset,
+                                                           args.ablation)["p4"]}
+            q0 = tuned["efficientnet_lite0"][:, None]
+            rows += [nr_ablation.measured_row(label, lite0, extra, names, scores, groups,
+                                              folds)
+                     for label, extra, names in (
+                         ("fast preset (Lite0 4 patches + NSS)", hand[:, nss],
+                          [hand_names[i] for i in nss]),
+                         ("fast preset + Lite0's tuned quality",
+                          np.column_stack([q0, hand[:, nss]]),
+                          ["bb:efficientnet_lite0:q_tuned"] + [hand_names[i] for i in nss]))]
     print("\n| configuration | SRCC | PLCC |\n|---|---|---|")
     for name in backbones:
         per_fold = [r["heldout_srcc"] for r in reports[name]]

@@ -241,8 +241,9 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
               f"{100 * result.coverage:.0f}% interval {low:.1f}–{high:.1f}; "
               f"model {result.model})")
         backbone = {k: v for k, v in result.components.items() if k.endswith("_quality")}
+        width = max(map(len, backbone), default=0)
         for key, value in backbone.items():
-            print(f"  {key:<28} {value:7.2f}")
+            print(f"  {key:<{width}} {value:7.2f}")
         shown = [k for k in ("psnr", "ssim", "ms_ssim", "gmsd", "vifp", "fsimc", "haarpsi",
                              "noise_sigma",
                              "sharpness_laplacian_var", "blockiness") if k in result.components]

@@ -28,15 +28,15 @@ def test_cross_fitted_values_replace_the_tuned_column_of_training_rows() -> None
 def test_cross_fitted_values_are_required_complete_and_known() -> None:
     names = ["bb:efficientnet_lite0:q_weighted", TUNED]
     values, rows = np.zeros((2, 2)), np.array([0, 1])
-    with pytest.raises(ValueError, match="cross-fitted values needed for .*q_tuned"):
+    with pytest.raises(ValueError, match=r"cross-fitted values needed for .*q_tuned"):
         _with_cross_fitted(values, names, rows, {})
-    with pytest.raises(ValueError, match="no tuned quality for: .*lite1"):
+    with pytest.raises(ValueError, match=r"no tuned quality for: .*lite1"):
         _with_cross_fitted(values, names, rows, {TUNED: np.ones(2),
                                                  "bb:efficientnet_lite1:q_tuned": np.ones(2)})
     with pytest.raises(ValueError, match="of 1 training items are missing"):
         _with_cross_fitted(values, names, rows, {TUNED: np.array([0.5, np.nan])})
     # a model without tuned columns needs nothing
-    assert _with_cross_fitted(values, names[:1] + ["x"], rows, {}).shape == (2, 2)
+    assert _with_cross_fitted(values, [*names[:1], "x"], rows, {}).shape == (2, 2)
 
 
 def test_tuned_trunk_round_trips(tmp_path: Path) -> None:
@@ -77,10 +77,13 @@ def test_a_tuned_branch_joins_the_fast_bundle(tmp_path: Path) -> None:
     from fusion.api import default_bundle_path
     from fusion.datasets import read_manifest
     from fusion.io import load_image
-    from fusion.training.fused import (heldout_split, reexport_backbones, refit_stacker,
-                                       tuned_extractors)
-    from fusion.training.tuning import (TuningSettings, branch_quality, grid_activations,
-                                        tune_trunk)
+    from fusion.training.fused import (
+        heldout_split,
+        reexport_backbones,
+        refit_stacker,
+        tuned_extractors,
+    )
+    from fusion.training.tuning import TuningSettings, branch_quality, grid_activations, tune_trunk
 
     dataset = read_manifest(_graded_photographs(tmp_path / "images", 30), name="graded")
     images = [str(item.image) for item in dataset]
@@ -135,3 +138,22 @@ def test_a_tuned_branch_joins_the_fast_bundle(tmp_path: Path) -> None:
     assert 0.0 <= prediction.components["efficientnet_lite0_tuned_quality"] <= 100.0
     with pytest.raises(ValueError, match="quality-tuned branch"):
         reexport_backbones(tmp_path / "out")
+
+
+@pytest.mark.parametrize("preset", ["accurate", "fast"])
+def test_the_no_reference_defaults_ship_tuned_branches(preset: str) -> None:
+    """Every backbone of both presets carries its tuned branch, learned cross-fitted."""
+    import fusion
+    from fusion.api import default_bundle_path
+    from fusion.backbone_extractor import BackboneExtractor
+
+    model = fusion.load(preset)
+    backbones = [e for e in model.extractors if isinstance(e, BackboneExtractor)]
+    assert backbones and all(e.tuned is not None for e in backbones)
+    assert all(f"bb:{e.backbone_name}:q_tuned" in model.feature_names for e in backbones)
+    metadata = json.loads((default_bundle_path("nr", preset=preset) / "metadata.json")
+                          .read_text())
+    for entry in (e for e in metadata["extractors"] if e["kind"] == "backbone"):
+        assert entry["tuned"]["cross_fitted_folds"] == 5 and entry["weights"] == "float16"
+    components = metadata["heldout_metrics"]["components"]
+    assert all(f"{e.backbone_name} (tuned quality)" in components for e in backbones)
