@@ -167,12 +167,15 @@ def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
              if entry.get("kind") == "backbone" and "keras" in entry}
     train, test = heldout_split(dataset, test_fraction=test_fraction, seed=seed)
     extractors = list(model.extractors if extractors is None else extractors)
+    replaced = sorted({e.key for e in extractors} - {e.key for e in model.extractors})
+    backbones_note = "unchanged" if not replaced else \
+        f"replaced by {', '.join(replaced)} (see each backbone's 'tuned' entry)"
     return _fit_report_save(dataset, extractors, train, test, out,
                             work=Path(work), name=name, seed=seed, coverage=coverage,
                             description=description, heads=heads, anchors=anchors,
                             extra={"backbones": metadata.get("backbones"),
                                    "backbones_from": f"{source.name} ({model.name}), "
-                                                     "unchanged"}, start=start,
+                                                     f"{backbones_note}"}, start=start,
                             monotone=model.monotone, cross_fitted=cross_fitted)
 
 
