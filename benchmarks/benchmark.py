@@ -12,6 +12,9 @@ Accuracy, per database and mode, content-disjoint k-fold (``ContentKFold``, seed
   features, the full-reference monotone stacker on handcrafted features);
 * each backbone alone: ridge on its pooled trunk features (fitted per fold), and its own
   pooled quality (the heads shipped in the default bundle, not refitted);
+* on the database the default was trained on (CLIVE), the k-fold fuses without the
+  default's tuned qualities (``bb:<backbone>:q_tuned``, in-sample for its training
+  photographs), and the default model itself is measured on its held-out part only;
 * each handcrafted family alone (RBF SVR per fold) and each handcrafted feature with a
   known direction alone (signed; PLCC/RMSE after the VQEG logistic);
 * peers on the same images where installed: scikit-image's PSNR and SSIM

@@ -125,9 +125,10 @@ def cross_fitted_columns(dataset: Dataset, tuned: dict[str, Any]) -> dict[str, A
 
 
 def refit_with_anchors(name: str, *, tune: bool = False) -> int:
-    """Refit the shipped bundle ``name``'s stacker with anchors (backbones unchanged).
+    """Refit the shipped bundle ``name``'s stacker with anchors.
 
-    ``tune``: first add tuned branches to its backbones (``nr-tuned``).
+    Its backbones are kept (a tuned one with its cross-fitted qualities); ``tune`` first
+    adds tuned branches to them (``nr-tuned``, ``fast-tuned``).
     """
     import tempfile
 

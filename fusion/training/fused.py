@@ -138,7 +138,9 @@ def refit_stacker(bundle: str | Path, dataset: Dataset, out: str | Path, *,
                   description: str = "",
                   cross_fitted: Mapping[str, Any] | None = None,
                   extractors: Sequence[Extractor] | None = None) -> dict[str, Any]:
-    """Refit a bundle's stacker and interval (its backbones unchanged); returns the report.
+    """Refit a bundle's stacker and interval; returns the report.
+
+    The bundle's extractors are kept, unless ``extractors`` replaces them.
 
     The dataset is split by content exactly as :func:`train_fusion` splits it (same
     ``seed`` and ``test_fraction``), so a bundle whose backbones were trained by
@@ -264,6 +266,9 @@ def tuned_extractors(bundle: str | Path, tuned: Mapping[str, Any], folder: str |
             continue
         if "tuned" in entry:
             raise ValueError(f"{extractor.key} is already tuned")
+        if "keras" not in entry:
+            raise ValueError(f"{extractor.key}: the bundle has no trained heads to rebuild "
+                             "the backbone from")
         trunk = tuned[entry["backbone"]]
         if trunk.max_patches != entry["max_patches"]:
             raise ValueError(f"{entry['backbone']}: tuned on {trunk.max_patches} patches an "
