@@ -461,32 +461,3 @@ def test_bundle_keeps_pair_parts_and_refuses_a_tampered_part(tmp_path: Path) -> 
     with pytest.raises(BundleError, match=r"trunk\.tflite does not match its SHA-256"):
         load_bundle(tmp_path / "bundle")
 
-
-@pytest.mark.slow
-def test_reexport_for_whole_images_keeps_the_weights(tmp_path: Path) -> None:
-    """A bundle's backbone re-exported for 288-pixel inputs: same weights, one pass an image."""
-    import json
-    import shutil
-
-    import fusion
-    from backbones.registry import get_backbone, load_keras
-    from fusion.api import default_bundle_path
-    from fusion.training.fused import reexport_backbones
-
-    bundle = Path(shutil.copytree(default_bundle_path("nr", preset="fast"), tmp_path / "b"))
-    entry = next(e for e in json.loads((bundle / "metadata.json").read_text())["extractors"]
-                 if e["kind"] == "backbone")
-    replaced = reexport_backbones(bundle, patch_size=288, max_patches=2)
-    assert set(replaced) == {entry["backbone"]} and replaced[entry["backbone"]] < 0.1
-    resized = json.loads((bundle / "metadata.json").read_text())["extractors"][0]
-    assert resized["max_patches"] == 2 and resized["key"] != entry["key"]
-    extractor = fusion.load(bundle).extractors[0]
-    assert extractor.patch_size == 288 and extractor.max_patches == 2
-    # the graph is the bundle's trained model, built for the new size: same outputs
-    keras_model = get_backbone(entry["backbone"], mode="nr", patch_size=288)
-    heads = load_keras(bundle / entry["keras"])
-    for layer in heads.layers:
-        if layer.weights:
-            keras_model.get_layer(layer.name).set_weights(layer.get_weights())
-    image = np.random.default_rng(3).random((1, 288, 288, 3)).astype(np.float32)
-    assert max_litert_difference(keras_model, bundle / resized["litert"], image) < 0.1
