@@ -276,9 +276,7 @@ def tuned_extractors(bundle: str | Path, tuned: Mapping[str, Any], folder: str |
         model = tuned_backbone(_rebuilt_backbone(source, entry, tolerance=tolerance), trunk)
         graph = export_litert_float16(model, folder / f"{Path(entry['litert']).stem}"
                                       "_tuned.tflite")
-        patches = np.random.default_rng(1).random((16, *model.input_shape[1:]))
-        differences[entry["backbone"]] = max_litert_difference(
-            model, graph, patches.astype(np.float32))
+        differences[entry["backbone"]] = _export_difference(model, graph)
         if differences[entry["backbone"]] > tolerance:
             raise ValueError(f"{entry['backbone']}: the tuned graph differs from its Keras "
                              f"model by {differences[entry['backbone']]:.3g}")
@@ -292,6 +290,15 @@ def tuned_extractors(bundle: str | Path, tuned: Mapping[str, Any], folder: str |
                                             max_patches=entry["max_patches"],
                                             tuned=description))
     return extractors, differences
+
+
+def _export_difference(model: Any, graph: Path) -> float:
+    """Largest output difference of an exported graph from its Keras model.
+
+    Measured on 16 seeded random patches of the model's input shape.
+    """
+    patches = np.random.default_rng(1).random((16, *model.input_shape[1:]))
+    return max_litert_difference(model, graph, patches.astype(np.float32))
 
 
 def _with_cross_fitted(values: Any, feature_names: Sequence[str], rows: Any,
@@ -422,9 +429,7 @@ def reexport_backbones(bundle: str | Path, *, precision: str = "float16",
                 patches_per_image = int(max_patches)
         old = folder / entry["litert"]
         new = exporters[precision](model, old.with_name(f"{old.stem}.{precision}.tflite"))
-        size = int(model.input_shape[1])
-        patches = np.random.default_rng(1).random((16, size, size, 3)).astype(np.float32)
-        difference = max_litert_difference(model, new, patches)
+        difference = _export_difference(model, new)
         if difference > tolerance:
             new.unlink()
             continue

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,8 @@ def _grid_patches(path: str | Path, patches: int) -> NDArray[np.float32]:
 
 def _cached_activations(name: str, images: Sequence[str | Path], work: str | Path,
                         start_stage: int, tag: str, progress: bool,
-                        patches_of: Any) -> NDArray[np.float16]:
+                        patches_of: Callable[[str | Path], NDArray[np.float32]]
+                        ) -> NDArray[np.float16]:
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     digest = hashlib.blake2b("\n".join(map(str, images)).encode(), digest_size=8).hexdigest()
@@ -272,28 +273,36 @@ def fit_branch(name: str, activations: NDArray[np.float16], scores: NDArray[np.f
 
 def cross_fitted_quality(name: str, activations: NDArray[np.float16],
                          scores: NDArray[np.floating], groups: NDArray[np.str_], *,
-                         folds: int = 5, settings: TuningSettings = TuningSettings()
+                         folds: int = 5, settings: TuningSettings = TuningSettings(),
+                         items: NDArray[np.intp] | None = None,
+                         scoring: NDArray[np.float16] | None = None, progress: bool = False
                          ) -> tuple[NDArray[np.float64], NDArray[np.float64], list[dict[str, Any]]]:
     """Out-of-fold tuned quality of every item: (mean, sd over its patches, fold reports).
 
     Folds are content-disjoint (:class:`fusion.splits.ContentKFold`, seeded); each fold's
     items are scored by a branch tuned on the other folds, on 0–100 (the fitting scores'
-    scale).
+    scale). ``items`` restricts everything to those items (the others are never used and
+    stay NaN); ``scoring`` (activations of every item, e.g. :func:`grid_activations`)
+    scores on all its maps instead of the first nine of ``activations``.
     """
     from fusion.splits import ContentKFold
 
+    items = np.arange(len(scores)) if items is None else np.asarray(items, dtype=np.intp)
     quality = np.full(len(scores), np.nan)
     spread = np.full(len(scores), np.nan)
     reports = []
     for k, (fit, held) in enumerate(ContentKFold(folds, seed=settings.seed)
-                                    .split(groups, scores)):
-        branch, report = fit_branch(name, activations, scores, groups, np.asarray(fit),
-                                    settings)
+                                    .split(groups[items], scores[items])):
+        fit, held = items[np.asarray(fit)], items[np.asarray(held)]
+        branch, report = fit_branch(name, activations, scores, groups, fit, settings)
         mean, sd = branch.standardisation
-        q, s = branch_quality(branch, activations[held])
+        q, s = (branch_quality(branch, activations[held]) if scoring is None else
+                branch_quality(branch, scoring[held], patches=None))
         quality[held], spread[held] = q * sd + mean, s * sd
         reports.append({"fold": k, **asdict(report),
                         "heldout_srcc": round(float(srcc(quality[held], scores[held])), 4)})
+        if progress:
+            print(f"{name} fold {k}: held-out SRCC {reports[-1]['heldout_srcc']}", flush=True)
     return quality, spread, reports
 
 
@@ -370,8 +379,6 @@ def tune_trunk(name: str, images: Sequence[str | Path], scores: NDArray[np.float
     Items outside ``train`` are never used. Cached in ``work`` (activations, and the
     result as ``<name>_tuned_s<stage>_p<patches>_<digest>.npz``).
     """
-    from fusion.splits import ContentKFold
-
     work = Path(work)
     train = np.asarray(train, dtype=np.intp)
     key = hashlib.blake2b(("\n".join(map(str, images)) + repr((
@@ -384,24 +391,15 @@ def tune_trunk(name: str, images: Sequence[str | Path], scores: NDArray[np.float
                                     progress=progress)
     scoring = grid_activations(name, images, work, max_patches=max_patches,
                                start_stage=settings.start_stage, progress=progress)
-    quality = np.full(len(train), np.nan)
-    reports = []
-    for k, (fit, held) in enumerate(ContentKFold(folds, seed=settings.seed)
-                                    .split(groups[train], scores[train])):
-        branch, report = fit_branch(name, activations, scores, groups,
-                                    train[np.asarray(fit)], settings)
-        mean, sd = branch.standardisation
-        quality[held] = branch_quality(branch, scoring[train[held]], patches=None)[0] * sd + mean
-        reports.append({"fold": k, **asdict(report), "heldout_srcc": round(float(
-            srcc(quality[held], scores[train[held]])), 4)})
-        if progress:
-            print(f"{name} fold {k}: held-out SRCC {reports[-1]['heldout_srcc']}", flush=True)
+    quality, _, reports = cross_fitted_quality(name, activations, scores, groups,
+                                               folds=folds, settings=settings, items=train,
+                                               scoring=scoring, progress=progress)
     branch, report = fit_branch(name, activations, scores, groups, train, settings)
     reports.append({"fold": "all", **asdict(report)})
     del activations
     tuned = TunedTrunk(name, settings.start_stage, max_patches,
                        [np.asarray(w, np.float32) for w in branch.get_weights()],
-                       branch.standardisation, quality, reports)
+                       branch.standardisation, quality[train], reports)
     tuned.save(stored)
     return tuned
 
