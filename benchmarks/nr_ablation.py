@@ -202,6 +202,12 @@ def clive_share(data: Path, quick: bool) -> Dataset | None:
     return dataset[np.arange(80)] if quick else dataset
 
 
+def nss_columns(hand_names: list[str]) -> list[int]:
+    """Columns of the NSS (BRISQUE-style) values among the handcrafted ones (the fast
+    preset's handcrafted block)."""
+    return [i for i, n in enumerate(hand_names) if n.startswith("nss_")]
+
+
 def measured_row(label: str, blocks: dict[str, np.ndarray], handcrafted: np.ndarray | None,
                  handcrafted_names: list[str], scores: np.ndarray, groups: np.ndarray,
                  folds: int) -> dict[str, Any]:
@@ -295,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         features[name]["native"] = native_features(name, dataset, args.out)
     widths = {n: export_stage_graph(n, args.out)[1] for n in backbones}
     hand, hand_names = handcrafted_features(dataset, args.out)
-    nss = [i for i, n in enumerate(hand_names) if n.startswith("nss_")]
+    nss = nss_columns(hand_names)
     scores, groups = dataset.scores, dataset.content_ids
     results = []
     for label, blocks, hand_subset in configurations(backbones):

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import nr_ablation  # noqa: E402
+from train_defaults import ACCURATE_PATCHES  # noqa: E402
 
 from fusion.metrics import plcc, srcc  # noqa: E402
 
@@ -99,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
 
     args.ablation.mkdir(parents=True, exist_ok=True)
-    frozen = {n.replace("efficientnet_", ""):
-              nr_ablation.sampled_features(n, dataset, args.ablation)["p9"] for n in backbones}
+    # the tuned backbones, and (not --quick) the accurate preset's three
+    needed = backbones if args.quick else tuple(dict.fromkeys((*backbones, *ACCURATE_PATCHES)))
+    sampled = {n: nr_ablation.sampled_features(n, dataset, args.ablation) for n in needed}
+    frozen = {n.replace("efficientnet_", ""): sampled[n]["p9"] for n in backbones}
     hand, hand_names = nr_ablation.handcrafted_features(dataset, args.ablation)
     tuned_columns = np.column_stack([tuned[n] for n in backbones])
     tuned_names = [f"bb:{n}:q_tuned" for n in backbones]
@@ -114,10 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("frozen features + tuned qualities + handcrafted", frozen, both,
                  tuned_names + hand_names))]
     if not args.quick:  # the shipped accurate preset's frozen features, with and without
-        shipped = dict(zip(nr_ablation.BACKBONES, ("p4", "p9", "p6"), strict=True))
-        preset = {n.replace("efficientnet_", ""):
-                  nr_ablation.sampled_features(n, dataset, args.ablation)[sampling]
-                  for n, sampling in shipped.items()}
+        preset = {n.replace("efficientnet_", ""): sampled[n][f"p{patches}"]
+                  for n, patches in ACCURATE_PATCHES.items()}
         rows += [nr_ablation.measured_row(label, preset, extra, extra_names, scores, groups,
                                           folds)
                  for label, extra, extra_names in (
@@ -125,9 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                       hand, hand_names),
                      ("accurate preset + tuned qualities", both, tuned_names + hand_names))]
         if "efficientnet_lite0" in backbones:  # the fast preset: Lite0 on 4 patches + NSS
-            nss = [i for i, n in enumerate(hand_names) if n.startswith("nss_")]
-            lite0 = {"lite0": nr_ablation.sampled_features("efficientnet_lite0", dataset,
-                                                           args.ablation)["p4"]}
+            nss = nr_ablation.nss_columns(hand_names)
+            lite0 = {"lite0": sampled["efficientnet_lite0"]["p4"]}
             q0 = tuned["efficientnet_lite0"][:, None]
             rows += [nr_ablation.measured_row(label, lite0, extra, names, scores, groups,
                                               folds)
