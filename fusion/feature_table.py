@@ -134,8 +134,9 @@ def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
     """Features of every item in ``jobs`` processes, cached in one HDF5 file.
 
     Each process fills its own cache (``<stem>_<part>.h5`` beside ``cache``, seeded from
-    ``cache``); the parts are merged into ``cache`` at the end, so a later run, or one with
-    another number of jobs, reuses everything.
+    ``cache``); the parts are merged into ``cache`` at the end and removed, so a later run,
+    or one with another number of jobs, reuses everything. A part left by an interrupted
+    run is kept (what it computed is not lost) and given the merged cache's entries.
 
     Returns
     -------
@@ -157,6 +158,9 @@ def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
     for part_cache in caches:
         if merged.is_file() and not part_cache.is_file():
             shutil.copyfile(merged, part_cache)
+        elif merged.is_file():  # a part left by an interrupted run: add what was merged
+            with FeatureCache(part_cache) as store:
+                store.merge([merged])
     tables = Parallel(n_jobs=jobs)(
         delayed(compute_features)(dataset.subset(part), extractors, cache=part_cache,
                                   progress=progress and p == 0)
@@ -168,6 +172,8 @@ def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
         values[part] = table.values
     with FeatureCache(merged) as store:  # one cache for later runs
         store.merge(caches)
+    for part_cache in caches:  # all in the merged cache now
+        part_cache.unlink(missing_ok=True)
     return values
 
 

@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 import fusion
 from fusion.cache import CacheLockedError, FeatureCache, content_key
 from fusion.datasets import Dataset, DatasetItem
-from fusion.feature_table import compute_features
+from fusion.feature_table import compute_features, compute_features_parallel
 from fusion.features import FULL_REFERENCE_EXTRACTORS, FullReferenceExtractor, SSIMExtractor
 from fusion.io import Image
 
@@ -136,6 +136,41 @@ def test_killed_writer_leaves_a_readable_cache_that_resumes(tmp_path: Path) -> N
         resumed.put("demo_V1", "extra", {"a": -1.0, "b": -2.0})
     assert len(FeatureCache(path, mode="r")) == len(survived) + 1
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+class Logged(FullReferenceExtractor):
+    """Appends a line to ``log`` per computed pair (seen across worker processes)."""
+
+    name = "logged"
+    version = 1
+    feature_names: ClassVar[tuple[str, ...]] = ("mean_difference",)
+    higher_is_better = (False,)
+    log: Path | None = None
+
+    def _pair(self, reference: Image, distorted: Image) -> dict[str, float]:
+        assert self.log is not None
+        with open(self.log, "a") as handle:
+            handle.write("x\n")
+        return {"mean_difference": float(np.abs(reference.luma - distorted.luma).mean())}
+
+
+def test_parallel_parts_are_merged_then_removed_and_a_leftover_part_is_reused(
+        pairs: Dataset, tmp_path: Path) -> None:
+    good = pairs.subset(np.arange(12))
+    logged = Logged()
+    logged.log = tmp_path / "computed.log"
+    cache_path = tmp_path / "cache" / "features.h5"
+    first = compute_features_parallel(good, (logged,), cache_path, jobs=2)
+    assert len(logged.log.read_text().splitlines()) == 12
+    assert sorted(p.name for p in cache_path.parent.iterdir()) == ["features.h5"]
+    # a part left by an interrupted run: its own entries are kept, nothing is recomputed
+    with FeatureCache(cache_path.with_name("features_0.h5")) as leftover:
+        leftover.put("other_V1", "some-pair", {"a": 1.0})
+    again = compute_features_parallel(good, (logged,), cache_path, jobs=1)
+    assert len(logged.log.read_text().splitlines()) == 12
+    np.testing.assert_array_equal(first, again)
+    assert sorted(p.name for p in cache_path.parent.iterdir()) == ["features.h5"]
+    assert "other_V1" in FeatureCache(cache_path, mode="r").extractor_keys
 
 
 def test_merge_per_process_caches(tmp_path: Path) -> None:
