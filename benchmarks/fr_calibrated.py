@@ -20,7 +20,11 @@ prints, against the calibrated targets:
    exposure/contrast, spatial), trained on the other families of the training contents
    and tested on that family of the held-out contents (k folds, pooled);
 3. the calibrated against the old level target (the monotone model trained on each,
-   both scored against the calibrated targets).
+   both scored against the calibrated targets);
+4. the ceiling inside each family: the monotone stacker trained and tested on that family
+   alone (content-disjoint k-fold), and the best blend of the family's best single
+   feature with one other feature, its weight chosen on the family itself (an oracle, an
+   upper bound for any fusion of two of the features there).
 
 Results go to ``benchmarks/results/fr_calibrated/report.json``. A single feature's SRCC
 is taken in its known direction (a lower-is-better feature is negated).
@@ -196,6 +200,67 @@ def within_families(rows: dict[str, np.ndarray], values: np.ndarray, targets: np
     return result
 
 
+#: Weights tried for the oracle blend of :func:`in_family_ceiling` (on z-scores).
+BLEND_WEIGHTS = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def best_blend(values: np.ndarray, targets: np.ndarray, index: np.ndarray,
+               names: list[str], signs: list[int], anchor: str) -> tuple[float, str, float]:
+    """The best SRCC of ``z(anchor) + w·z(other)`` on ``index``, over features and weights.
+
+    Both z-scores are taken in the features' known directions on ``index`` itself, so this
+    is an oracle: an upper bound for what a fusion of ``anchor`` with one other feature can
+    reach there. Returns (SRCC, the other feature, its weight).
+    """
+    def zscore(k: int) -> np.ndarray:
+        x = signs[k] * values[index, k]
+        return (x - x.mean()) / (x.std() + 1e-12)
+
+    base = zscore(names.index(anchor))
+    best = (-1.0, "", 0.0)
+    for k, name in enumerate(names):
+        if name == anchor:
+            continue
+        other = zscore(k)
+        for weight in BLEND_WEIGHTS:
+            srcc = evaluate(base + weight * other, targets[index], logistic=None)["srcc"]
+            best = max(best, (srcc, name, weight))
+    return best
+
+
+def in_family_ceiling(values: np.ndarray, targets: np.ndarray, contents: np.ndarray,
+                      family: np.ndarray, names: list[str], signs: list[int], folds: int,
+                      extractors: tuple[Any, ...]) -> dict[str, Any]:
+    """How far a fusion of the present features can go inside each family.
+
+    The monotone stacker trained on that family alone (content-disjoint k-fold) and the
+    oracle :func:`best_blend` of the best single feature with one other. Where both stay
+    at or below the best single feature, no fusion of these features beats it on that
+    family held out either: the family needs a feature that ranks it better.
+    """
+    print("\n## Ceiling inside each family (trained and tested on it), SRCC vs calibrated "
+          "target")
+    print("| family | best single feature | monotone, trained inside | best blend of the "
+          "best single with one other (oracle) |")
+    print("|---|---|---|---|")
+    result: dict[str, Any] = {}
+    for held in FAMILIES:
+        mask = family == held
+        index = np.flatnonzero(mask)
+        singles = single_feature_srcc(values, targets, index, names, signs)
+        best = max(singles, key=lambda k: singles[k])
+        predicted = cross_validated(values, targets, contents, folds, model="monotone",
+                                    train_mask=mask, test_mask=mask, extractors=extractors)
+        inside = evaluate(predicted[mask], targets[mask], logistic=None)["srcc"]
+        blend, other, weight = best_blend(values, targets, index, names, signs, best)
+        result[held] = {"best_single": [best, singles[best]], "monotone_inside": inside,
+                        "best_blend": [other, weight, blend]}
+        top = singles[best]
+        print(f"| {held} | {best} {top:.3f} | {inside:.3f} ({inside - top:+.3f}) "
+              f"| + {weight:g}·{other}: {blend:.3f} ({blend - top:+.3f}) |")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED)
@@ -301,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nTrained on the level target 100·(1 − level/6) instead: SRCC {versus:.3f} "
           f"against the calibrated target (calibrated: "
           f"{kfold['fused (monotone)']['srcc']:.3f}).")
+
+    # 4. what a fusion of these features can reach inside each family
+    report["in_family_ceiling"] = in_family_ceiling(values, targets, contents, family, names,
+                                                    signs, folds, extractors)
     report["seconds"] = time.perf_counter() - started
     name = "report_deep.json" if args.deep else "report.json"
     (work / name).write_text(json.dumps(report, indent=1))

@@ -127,6 +127,27 @@ def test_fr_calibrated_quick_mode_reports_every_family(shared_data: Path,
     # LIVE's four types at three levels on six references
     assert inside["LIVE's four types"]["n"] == 6 * 4 * 3
     assert all(-1.0 <= row["fused (monotone)"] <= 1.0 for row in inside.values())
+    ceiling = report["in_family_ceiling"]
+    assert set(ceiling) == set(FAMILIES) and "## Ceiling inside each family" in result.stdout
+    for row in ceiling.values():
+        (best, _), (other, weight, blend) = row["best_single"], row["best_blend"]
+        assert other != best and weight > 0 and -1.0 <= blend <= 1.0
+        assert -1.0 <= row["monotone_inside"] <= 1.0
+
+
+def test_best_blend_finds_the_feature_that_completes_the_anchor() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        from fr_calibrated import best_blend
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 400))
+    target = a + b  # the anchor sees a, "helper" sees b (lower is better), "noise" nothing
+    values = np.column_stack([a, -b, rng.normal(size=400)])
+    srcc, other, weight = best_blend(values, target, np.arange(400),
+                                     ["anchor", "helper", "noise"], [1, -1, 1], "anchor")
+    assert (other, weight) == ("helper", 1.0) and srcc > 0.99
 
 
 @pytest.mark.slow
