@@ -136,7 +136,8 @@ def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
     Each process fills its own cache (``<stem>_<part>.h5`` beside ``cache``, seeded from
     ``cache``); the parts are merged into ``cache`` at the end and removed, so a later run,
     or one with another number of jobs, reuses everything. A part left by an interrupted
-    run is kept (what it computed is not lost) and given the merged cache's entries.
+    run is kept (what it computed is not lost) and given the merged cache's entries; one
+    beyond this run's ``jobs`` is merged into ``cache`` first.
 
     Returns
     -------
@@ -155,6 +156,14 @@ def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
     merged.parent.mkdir(parents=True, exist_ok=True)
     parts = [np.arange(len(dataset))[p::jobs] for p in range(jobs)]
     caches = [merged.with_name(f"{merged.stem}_{p}.h5") for p in range(jobs)]
+    strays = [c for c in merged.parent.glob(f"{merged.stem}_*.h5")
+              if c not in caches and c.stem.rsplit("_", 1)[1].isdigit()
+              and int(c.stem.rsplit("_", 1)[1]) < 256]  # a part index, not e.g. a year
+    if strays:  # parts of an interrupted run with more jobs: keep what they computed
+        with FeatureCache(merged) as store:
+            store.merge(strays)
+        for stray in strays:
+            stray.unlink()
     for part_cache in caches:
         if merged.is_file() and not part_cache.is_file():
             shutil.copyfile(merged, part_cache)

@@ -171,6 +171,13 @@ def test_parallel_parts_are_merged_then_removed_and_a_leftover_part_is_reused(
     np.testing.assert_array_equal(first, again)
     assert sorted(p.name for p in cache_path.parent.iterdir()) == ["features.h5"]
     assert "other_V1" in FeatureCache(cache_path, mode="r").extractor_keys
+    # a part beyond this run's jobs (left by a run with more of them) is merged too
+    with FeatureCache(cache_path.with_name("features_3.h5")) as leftover:
+        leftover.put("third_V1", "another-pair", {"a": 2.0})
+    compute_features_parallel(good, (logged,), cache_path, jobs=2)
+    assert len(logged.log.read_text().splitlines()) == 12
+    assert sorted(p.name for p in cache_path.parent.iterdir()) == ["features.h5"]
+    assert "third_V1" in FeatureCache(cache_path, mode="r").extractor_keys
 
 
 def test_merge_per_process_caches(tmp_path: Path) -> None:
