@@ -145,6 +145,13 @@ def single_feature_srcc(values: np.ndarray, targets: np.ndarray, index: np.ndarr
             for k, (n, s) in enumerate(zip(names, signs, strict=True))}
 
 
+def best_single_feature(values: np.ndarray, targets: np.ndarray, index: np.ndarray,
+                        names: list[str], signs: list[int]) -> tuple[dict[str, float], str]:
+    """:func:`single_feature_srcc` on ``index`` and the name of the feature ranking best."""
+    singles = single_feature_srcc(values, targets, index, names, signs)
+    return singles, max(singles, key=lambda k: singles[k])
+
+
 def cross_validated(values: np.ndarray, targets: np.ndarray, contents: np.ndarray,
                     folds: int, *, model: str, extractors: tuple[Any, ...],
                     seed: int = 0,
@@ -191,8 +198,8 @@ def within_families(rows: dict[str, np.ndarray], values: np.ndarray, targets: np
     for label, mask in subsets.items():
         fused = {model: evaluate(predicted[mask], targets[mask], logistic=None)["srcc"]
                  for model, predicted in rows.items()}
-        singles = single_feature_srcc(values, targets, np.flatnonzero(mask), names, signs)
-        best = max(singles, key=lambda k: singles[k])
+        singles, best = best_single_feature(values, targets, np.flatnonzero(mask), names,
+                                            signs)
         result[label] = {"n": int(mask.sum()), **fused, "best_single": [best, singles[best]]}
         print(f"| {label} | {int(mask.sum())} | "
               + " | ".join(f"{v:.3f} ({v - singles[best]:+.3f})" for v in fused.values())
@@ -247,8 +254,7 @@ def in_family_ceiling(values: np.ndarray, targets: np.ndarray, contents: np.ndar
     for held in FAMILIES:
         mask = family == held
         index = np.flatnonzero(mask)
-        singles = single_feature_srcc(values, targets, index, names, signs)
-        best = max(singles, key=lambda k: singles[k])
+        singles, best = best_single_feature(values, targets, index, names, signs)
         predicted = cross_validated(values, targets, contents, folds, model="monotone",
                                     train_mask=mask, test_mask=mask, extractors=extractors)
         inside = evaluate(predicted[mask], targets[mask], logistic=None)["srcc"]
@@ -347,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                                         test_mask=test_mask, extractors=extractors)
             result[model] = evaluate(predicted[test_mask], targets[test_mask],
                                      logistic=None)["srcc"]
-        singles = single_feature_srcc(values, targets, np.flatnonzero(test_mask), names, signs)
-        best = max(singles, key=lambda k: singles[k])
+        singles, best = best_single_feature(values, targets, np.flatnonzero(test_mask),
+                                            names, signs)
         result["singles"] = singles
         result["best_single"] = [best, singles[best]]
         lofo[held_out] = result

@@ -135,9 +135,9 @@ def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
 
     Each process fills its own cache (``<stem>_<part>.h5`` beside ``cache``, seeded from
     ``cache``); the parts are merged into ``cache`` at the end and removed, so a later run,
-    or one with another number of jobs, reuses everything. A part left by an interrupted
-    run is kept (what it computed is not lost) and given the merged cache's entries; one
-    beyond this run's ``jobs`` is merged into ``cache`` first.
+    or one with another number of jobs, reuses everything. Parts left by an interrupted
+    run (with any number of jobs) are merged into ``cache`` first, so what they computed
+    is not lost.
 
     Returns
     -------
@@ -156,20 +156,15 @@ def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
     merged.parent.mkdir(parents=True, exist_ok=True)
     parts = [np.arange(len(dataset))[p::jobs] for p in range(jobs)]
     caches = [merged.with_name(f"{merged.stem}_{p}.h5") for p in range(jobs)]
-    strays = [c for c in merged.parent.glob(f"{merged.stem}_*.h5")
-              if c not in caches and c.stem.rsplit("_", 1)[1].isdigit()
-              and int(c.stem.rsplit("_", 1)[1]) < 256]  # a part index, not e.g. a year
-    if strays:  # parts of an interrupted run with more jobs: keep what they computed
+    leftovers = _leftover_parts(merged)
+    if leftovers:  # parts of an interrupted run: keep what they computed
         with FeatureCache(merged) as store:
-            store.merge(strays)
-        for stray in strays:
-            stray.unlink()
+            store.merge(leftovers)
+        for leftover in leftovers:
+            leftover.unlink()
     for part_cache in caches:
-        if merged.is_file() and not part_cache.is_file():
+        if merged.is_file():
             shutil.copyfile(merged, part_cache)
-        elif merged.is_file():  # a part left by an interrupted run: add what was merged
-            with FeatureCache(part_cache) as store:
-                store.merge([merged])
     tables = Parallel(n_jobs=jobs)(
         delayed(compute_features)(dataset.subset(part), extractors, cache=part_cache,
                                   progress=progress and p == 0)
@@ -184,6 +179,16 @@ def compute_features_parallel(dataset: Dataset, extractors: Sequence[Extractor],
     for part_cache in caches:  # all in the merged cache now
         part_cache.unlink(missing_ok=True)
     return values
+
+
+def _leftover_parts(merged: Path) -> list[Path]:
+    """Part caches (``<stem>_<index>.h5``) left beside ``merged`` by a run that did not finish."""
+    leftovers = []
+    for path in merged.parent.glob(f"{merged.stem}_*.h5"):
+        index = path.stem.rsplit("_", 1)[1]
+        if index.isdigit() and int(index) < 256:  # a part index, not e.g. a year
+            leftovers.append(path)
+    return sorted(leftovers)
 
 
 def _item_features(image: Path, reference: Path | None,
