@@ -129,3 +129,19 @@ ONE_FEATURE_EXPECTED_FAILURES = {
 )
 def test_calibrator_scikit_learn_checks(estimator: LogisticCalibrator, check: object) -> None:
     check(estimator)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("n_params", [4, 5])
+def test_logistic_jacobian_matches_finite_differences(n_params: int) -> None:
+    """The fit's analytic ∂f/∂β (both logistics) against central differences."""
+    from calibrators.logistic import _jacobian4, _jacobian5, logistic4, logistic5
+
+    function, jacobian = (logistic5, _jacobian5) if n_params == 5 else (logistic4, _jacobian4)
+    x = np.linspace(-3.0, 3.0, 41)
+    for beta in ([80.0, 1.3, 0.2, 4.0, 50.0], [-60.0, -0.7, -0.5, 2.0, 40.0]):
+        beta = np.array(beta[:n_params])
+        step = 1e-6
+        numeric = np.column_stack([
+            (function(x, *(beta + step * e)) - function(x, *(beta - step * e))) / (2 * step)
+            for e in np.eye(n_params)])
+        np.testing.assert_allclose(jacobian(x, *beta), numeric, rtol=1e-5, atol=1e-5)

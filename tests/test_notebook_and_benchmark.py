@@ -109,7 +109,7 @@ def test_fr_calibrated_quick_mode_reports_every_family(shared_data: Path,
         pytest.skip("needs score_files/kadid10k and pristine/kodak in the shared data")
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "fr_calibrated.py"), "--quick",
-         "--jobs", "1", "--out", str(tmp_path), "--data", str(shared_data)],
+         "--jobs", "2", "--out", str(tmp_path), "--data", str(shared_data)],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "quick" / "report.json").read_text())
@@ -157,7 +157,7 @@ def test_diagnostics_quick_mode_reports_both_modes(shared_data: Path, tmp_path: 
         pytest.skip("needs score_files/kadid10k and pristine/kodak in the shared data")
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "diagnostics.py"), "--quick",
-         "--jobs", "1", "--out", str(tmp_path), "--data", str(shared_data)],
+         "--jobs", "2", "--out", str(tmp_path), "--data", str(shared_data)],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
