@@ -21,8 +21,8 @@ out, so the head never sees a CLIVE photograph. Measured:
   (``bb:synthetic:q_tuned``, the stacker's ``tuned_quality`` block), on the ablation's
   content-disjoint 5 folds.
 
-``--quick`` (the test suite's variant): the quick synthetic set (six Kodak references,
-three levels), the first 80 CLIVE photographs, Lite0 only, 3 folds.
+``--quick`` (the test suite's variant): the quick synthetic set (six Kodak references
+at 256 px, three levels), the first 80 CLIVE photographs, Lite0 only, 3 folds.
 """
 
 from __future__ import annotations
