@@ -24,7 +24,10 @@ prints, against the calibrated targets:
 4. the ceiling inside each family: the monotone stacker trained and tested on that family
    alone (content-disjoint k-fold), and the best blend of the family's best single
    feature with one other feature, its weight chosen on the family itself (an oracle, an
-   upper bound for any fusion of two of the features there).
+   upper bound for any fusion of two of the features there);
+5. does a held-out family look new? The :func:`novelty` of its pairs' kind of damage to
+   a model trained on the other families, and a model that uses it (tried): HaarPSI's
+   own curve where the kind looks new, the kind-ratio trees elsewhere.
 
 Results go to ``benchmarks/results/fr_calibrated/report.json``. A single feature's SRCC
 is taken in its known direction (a lower-is-better feature is negated).
@@ -177,6 +180,13 @@ def cross_validated(values: np.ndarray, targets: np.ndarray, contents: np.ndarra
     return predicted
 
 
+def print_table_head(title: str, columns: list[str], *, first: bool = False) -> None:
+    """Print a Markdown section title (after a blank line unless ``first``) and table head."""
+    print(("" if first else "\n") + f"## {title}")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+
+
 #: The distortion types of the kept-back LIVE Release 2 sample that KADID-10k shares
 #: (JPEG, JPEG 2000 for fast fading's compression, Gaussian blur, white noise).
 LIVE_TYPES = ("kadid_jpeg", "kadid_jpeg2000", "kadid_gaussian_blur", "kadid_white_noise")
@@ -194,9 +204,8 @@ def within_families(rows: dict[str, np.ndarray], values: np.ndarray, targets: np
     """
     subsets = {f: family == f for f in FAMILIES}
     subsets["LIVE's four types"] = np.isin(np.asarray(distortions), LIVE_TYPES)
-    print("\n## Inside each family (same out-of-fold predictions), SRCC vs calibrated target")
-    print("| subset | pairs | " + " | ".join(rows) + " | best single feature |")
-    print("|---|---|" + "---|" * len(rows) + "---|")
+    print_table_head("Inside each family (same out-of-fold predictions), SRCC vs calibrated "
+                     "target", ["subset", "pairs", *rows, "best single feature"])
     result: dict[str, Any] = {}
     for label, mask in subsets.items():
         fused = {model: evaluate(predicted[mask], targets[mask], logistic=None)["srcc"]
@@ -248,11 +257,10 @@ def in_family_ceiling(values: np.ndarray, targets: np.ndarray, contents: np.ndar
     at or below the best single feature, no fusion of these features beats it on that
     family held out either: the family needs a feature that ranks it better.
     """
-    print("\n## Ceiling inside each family (trained and tested on it), SRCC vs calibrated "
-          "target")
-    print("| family | best single feature | monotone, trained inside | best blend of the "
-          "best single with one other (oracle) |")
-    print("|---|---|---|---|")
+    print_table_head("Ceiling inside each family (trained and tested on it), SRCC vs "
+                     "calibrated target",
+                     ["family", "best single feature", "monotone, trained inside",
+                      "best blend of the best single with one other (oracle)"])
     result: dict[str, Any] = {}
     for held in FAMILIES:
         mask = family == held
@@ -267,6 +275,79 @@ def in_family_ceiling(values: np.ndarray, targets: np.ndarray, contents: np.ndar
         top = singles[best]
         print(f"| {held} | {best} {top:.3f} | {inside:.3f} ({inside - top:+.3f}) "
               f"| + {weight:g}·{other}: {blend:.3f} ({blend - top:+.3f}) |")
+    return result
+
+
+#: Neighbours averaged by :func:`novelty`, and the quantile of the familiar distances it
+#: divides by.
+NOVELTY_NEIGHBOURS, NOVELTY_QUANTILE = 10, 0.9
+
+
+def novelty(signatures: np.ndarray, contents: np.ndarray, train: np.ndarray,
+            test: np.ndarray) -> np.ndarray:
+    """How new the kind of damage of each ``test`` pair is to a model fitted on ``train``.
+
+    The mean distance from a test pair to its nearest training pairs in ``signatures``
+    (standardised on the training pairs), divided by the :data:`NOVELTY_QUANTILE`
+    quantile of the same distance between the two halves of the training contents —
+    kinds the model has seen, on photographs it has not. About 1 or below: the kind looks
+    familiar; well above 1: it looks new.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    centre, scale = signatures[train].mean(axis=0), signatures[train].std(axis=0) + 1e-9
+
+    def distance(fit_rows: np.ndarray, query_rows: np.ndarray) -> np.ndarray:
+        neighbours = NearestNeighbors(n_neighbors=min(NOVELTY_NEIGHBOURS, len(fit_rows)))
+        neighbours.fit((signatures[fit_rows] - centre) / scale)
+        return neighbours.kneighbors((signatures[query_rows] - centre) / scale)[0].mean(axis=1)
+
+    seen = np.unique(contents[train])
+    first_half = np.isin(contents[train], seen[::2])
+    familiar = distance(train[first_half], train[~first_half])
+    return distance(train, test) / np.quantile(familiar, NOVELTY_QUANTILE)
+
+
+def novelty_fallback(values: np.ndarray, targets: np.ndarray, contents: np.ndarray,
+                     family: np.ndarray, names: list[str], folds: int,
+                     extractors: tuple[Any, ...]) -> dict[str, Any]:
+    """Section 5: per held-out family, how new its pairs look, and the fallback model.
+
+    The fallback (tried) predicts with the kind-ratio trees where :func:`novelty` ≤ 1 and
+    with HaarPSI's own isotonic curve (ties broken by HaarPSI) where the kind looks new,
+    so on a family that looks new it ranks as HaarPSI does. Identical pairs are left out
+    of the training pairs here (their ratios are 0/0).
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    signatures = kind_ratios(values, names)
+    anchor = values[:, names.index("haarpsi")]
+    print_table_head("Does a held-out family look new? (kind ratios, leave-one-family-out)",
+                     ["held-out family", "median novelty", "share > 1",
+                      "fallback: HaarPSI where new, kind ratios elsewhere (tried)", "haarpsi"])
+    result: dict[str, Any] = {}
+    for held in FAMILIES:
+        mask = family == held
+        scores, predicted = np.full(len(targets), np.nan), np.full(len(targets), np.nan)
+        for fold, (train, test) in enumerate(ContentKFold(folds, seed=0).split(contents,
+                                                                                targets)):
+            train = train[(family[train] != held) & (family[train] != "none")]
+            test = test[mask[test]]
+            curve = IsotonicRegression(out_of_bounds="clip").fit(anchor[train],
+                                                                  targets[train])
+            fallback = curve.predict(anchor[test]) + 1e-6 * anchor[test]
+            learned = fused_predictions(values, targets, contents, train, test,
+                                        model="kind_ratios", seed=fold, extractors=extractors)
+            scores[test] = novelty(signatures, contents, train, test)
+            predicted[test] = np.where(scores[test] > 1.0, fallback, learned)
+        fused = evaluate(predicted[mask], targets[mask], logistic=None)["srcc"]
+        alone = evaluate(anchor[mask], targets[mask], logistic=None)["srcc"]
+        result[held] = {"median_novelty": float(np.median(scores[mask])),
+                        "share_new": float(np.mean(scores[mask] > 1.0)),
+                        "fallback": fused, "haarpsi": alone}
+        row = result[held]
+        print(f"| {held} | {row['median_novelty']:.2f} | {100 * row['share_new']:.0f} % "
+              f"| {fused:.3f} ({fused - alone:+.3f}) | {alone:.3f} |")
     return result
 
 
@@ -314,10 +395,9 @@ def main(argv: list[str] | None = None) -> int:
                                     extractors=extractors)
         rows[label] = predicted
     kfold: dict[str, Any] = {}
-    print(f"## Content-disjoint {folds}-fold, distorted pairs, vs calibrated target")
-    print("| model | all SRCC | KRCC | PLCC | RMSE | " + " | ".join(
-        f"{g} SRCC" for g in sorted(set(groups))) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(set(groups)))
+    print_table_head(f"Content-disjoint {folds}-fold, distorted pairs, vs calibrated target",
+                     ["model", "all SRCC", "KRCC", "PLCC", "RMSE",
+                      *(f"{g} SRCC" for g in sorted(set(groups)))], first=True)
     for label, predicted in rows.items():
         whole = evaluate(predicted[distorted], targets[distorted], logistic=None)
         by_group = {g: evaluate(predicted[distorted & (groups == g)],
@@ -342,11 +422,9 @@ def main(argv: list[str] | None = None) -> int:
                                                 names, signs)
 
     # 2. leave-one-family-out
-    print(f"\n## Leave-one-family-out ({folds} content folds, pooled), SRCC vs "
-          "calibrated target")
-    print("| held-out family | pairs | " + " | ".join(MODELS) + " | best single feature | "
-          "margin (monotone) |")
-    print("|---|---|" + "---|" * len(MODELS) + "---|---|")
+    print_table_head(f"Leave-one-family-out ({folds} content folds, pooled), SRCC vs "
+                     "calibrated target", ["held-out family", "pairs", *MODELS,
+                                           "best single feature", "margin (monotone)"])
     lofo: dict[str, Any] = {}
     for held_out in FAMILIES:
         test_mask = family == held_out
@@ -380,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     # 4. what a fusion of these features can reach inside each family
     report["in_family_ceiling"] = in_family_ceiling(values, targets, contents, family, names,
                                                     signs, folds, extractors)
+    # 5. can a model tell that a held-out family is new?
+    report["novelty"] = novelty_fallback(values, targets, contents, family, names, folds,
+                                         extractors)
     report["seconds"] = time.perf_counter() - started
     name = "report_deep.json" if args.deep else "report.json"
     (work / name).write_text(json.dumps(report, indent=1))

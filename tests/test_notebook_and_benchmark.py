@@ -133,6 +133,32 @@ def test_fr_calibrated_quick_mode_reports_every_family(shared_data: Path,
         (best, _), (other, weight, blend) = row["best_single"], row["best_blend"]
         assert other != best and weight > 0 and -1.0 <= blend <= 1.0
         assert -1.0 <= row["monotone_inside"] <= 1.0
+    novelty = report["novelty"]
+    assert set(novelty) == set(FAMILIES) and "## Does a held-out family look new?" in \
+        result.stdout
+    for row in novelty.values():
+        assert row["median_novelty"] > 0 and 0.0 <= row["share_new"] <= 1.0
+        assert -1.0 <= row["fallback"] <= 1.0 and -1.0 <= row["haarpsi"] <= 1.0
+
+
+def test_novelty_is_about_one_for_a_seen_kind_and_large_for_a_new_one() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        from fr_calibrated import novelty
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(0)
+    seen = rng.normal(size=(400, 3))  # 40 contents × 10 pairs of one kind
+    contents = np.repeat([f"c{i}" for i in range(40)], 10)
+    same_kind = rng.normal(size=(100, 3))
+    new_kind = rng.normal(size=(100, 3)) + np.array([6.0, 0.0, 0.0])
+    signatures = np.vstack([seen, same_kind, new_kind])
+    all_contents = np.r_[contents, ["t"] * 200]
+    train = np.arange(400)
+    familiar = novelty(signatures, all_contents, train, np.arange(400, 500))
+    unseen = novelty(signatures, all_contents, train, np.arange(500, 600))
+    assert np.median(familiar) <= 1.0 and np.mean(familiar > 1.0) < 0.2
+    assert np.median(unseen) > 3.0 and np.all(unseen > 1.0)
 
 
 def test_best_blend_finds_the_feature_that_completes_the_anchor() -> None:
