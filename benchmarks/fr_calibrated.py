@@ -290,7 +290,8 @@ def novelty(signatures: np.ndarray, contents: np.ndarray, train: np.ndarray,
     The mean distance from a test pair to its nearest training pairs in ``signatures``
     (standardised on the training pairs), divided by the :data:`NOVELTY_QUANTILE`
     quantile of the same distance between the two halves of the training contents —
-    kinds the model has seen, on photographs it has not. About 1 or below: the kind looks
+    kinds the model has seen, on photographs it has not (neighbours in a half-size set lie
+    a little further away, so this errs towards "new"). About 1 or below: the kind looks
     familiar; well above 1: it looks new.
     """
     from sklearn.neighbors import NearestNeighbors
