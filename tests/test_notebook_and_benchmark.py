@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,12 +142,18 @@ def test_fr_calibrated_quick_mode_reports_every_family(shared_data: Path,
         assert -1.0 <= row["fallback"] <= 1.0 and -1.0 <= row["haarpsi"] <= 1.0
 
 
-def test_novelty_is_about_one_for_a_seen_kind_and_large_for_a_new_one() -> None:
+def _fr_calibrated() -> Any:
+    """``benchmarks/fr_calibrated.py`` as a module (benchmarks/ is not a package)."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     try:
-        from fr_calibrated import novelty
+        import fr_calibrated
     finally:
-        sys.path.pop(0)
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    return fr_calibrated
+
+
+def test_novelty_is_about_one_for_a_seen_kind_and_large_for_a_new_one() -> None:
+    novelty = _fr_calibrated().novelty
     rng = np.random.default_rng(0)
     seen = rng.normal(size=(400, 3))  # 40 contents × 10 pairs of one kind
     contents = np.repeat([f"c{i}" for i in range(40)], 10)
@@ -162,11 +169,7 @@ def test_novelty_is_about_one_for_a_seen_kind_and_large_for_a_new_one() -> None:
 
 
 def test_best_blend_finds_the_feature_that_completes_the_anchor() -> None:
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        from fr_calibrated import best_blend
-    finally:
-        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    best_blend = _fr_calibrated().best_blend
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 400))
     target = a + b  # the anchor sees a, "helper" sees b (lower is better), "noise" nothing
