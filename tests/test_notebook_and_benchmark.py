@@ -142,14 +142,19 @@ def test_fr_calibrated_quick_mode_reports_every_family(shared_data: Path,
         assert -1.0 <= row["fallback"] <= 1.0 and -1.0 <= row["haarpsi"] <= 1.0
 
 
-def _fr_calibrated() -> Any:
-    """``benchmarks/fr_calibrated.py`` as a module (benchmarks/ is not a package)."""
+def _benchmark(name: str) -> Any:
+    """``benchmarks/<name>.py`` as a module (benchmarks/ is not a package)."""
+    import importlib
+
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     try:
-        import fr_calibrated
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(REPO_ROOT / "benchmarks"))
-    return fr_calibrated
+
+
+def _fr_calibrated() -> Any:
+    return _benchmark("fr_calibrated")
 
 
 def test_novelty_is_about_one_for_a_seen_kind_and_large_for_a_new_one() -> None:
@@ -177,6 +182,27 @@ def test_best_blend_finds_the_feature_that_completes_the_anchor() -> None:
     srcc, other, weight = best_blend(values, target, np.arange(400),
                                      ["anchor", "helper", "noise"], [1, -1, 1], "anchor")
     assert (other, weight) == ("helper", 1.0) and srcc > 0.99
+
+
+def test_stored_tuned_qualities_round_trip_and_refuse_other_images(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    nr_tuning = _benchmark("nr_tuning")
+    dataset = [SimpleNamespace(image=Path(f"/data/clive/images/{i}.png")) for i in range(6)]
+    folds = np.array([0, 1, 2, 0, 1, 2])
+    stem = tmp_path / "qualities_s5_e12"
+    lite0 = np.array([10.0, 20.5, 30.25, 40.0, 55.5, 61.0])
+    reports = {"lite0": [{"fold": 0, "heldout_srcc": 0.5}]}
+    nr_tuning.write_stored(stem, dataset, folds, {"lite0": lite0}, reports)
+    nr_tuning.write_stored(stem, dataset, folds, {"lite1": lite0[::-1]},
+                           {"lite1": [{"fold": 0, "heldout_srcc": 0.25}]})  # merged
+    quality, stored_reports = nr_tuning.read_stored(stem, "lite0", dataset)
+    np.testing.assert_allclose(quality, lite0)
+    assert stored_reports == reports["lite0"]
+    np.testing.assert_allclose(nr_tuning.read_stored(stem, "lite1", dataset)[0], lite0[::-1])
+    assert stem.with_suffix(".csv").read_text().splitlines()[1] == "images/0.png,0,10.0000,61.0000"
+    assert nr_tuning.read_stored(stem, "lite2", dataset) is None  # not stored
+    assert nr_tuning.read_stored(stem, "lite0", dataset[::-1]) is None  # other images
 
 
 @pytest.mark.slow
