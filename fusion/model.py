@@ -28,10 +28,13 @@ from fusion.prediction import Prediction, QualityMap
 __all__ = ["FusionModel"]
 
 _PARAMS = ("mode", "extractors", "coverage", "calibration", "calibration_fraction", "seed",
-           "name", "metadata", "working_pixels", "monotone")
+           "name", "metadata", "working_pixels", "monotone", "interval_width")
 
 #: How :meth:`FusionModel.fit` calibrates the interval (see its ``calibration`` argument).
 CALIBRATIONS = ("cross", "split")
+
+#: How wide :meth:`FusionModel.fit` makes the interval (see its ``interval_width`` argument).
+INTERVAL_WIDTHS = ("constant", "by_score")
 
 #: Images above this many pixels are box-averaged to a working resolution below it
 #: before any feature is computed (see :meth:`fusion.io.Image.reduced`), so that time and
@@ -83,12 +86,18 @@ class FusionModel:
         each handcrafted feature in its known direction (``higher_is_better``), and
         backbone columns are not used. The full-reference default is fitted this way; it
         generalises to distortion families and severities it was not trained on.
+    interval_width : {"constant", "by_score"}, default "constant"
+        ``"constant"``: one half-width for every item
+        (:class:`calibrators.ConformalInterval`). ``"by_score"``: the half-width follows
+        the predicted score, wider where the calibration predictions nearby erred more
+        (:class:`calibrators.NormalisedConformalInterval`, normalised conformal); the
+        coverage stays marginal, the same on average.
 
     Attributes
     ----------
     stacker_ : sklearn.ensemble.StackingRegressor
         The fitted stacking regressor (features → raw score on 0–100).
-    interval_ : calibrators.ConformalInterval
+    interval_ : calibrators.ConformalInterval or calibrators.NormalisedConformalInterval
         The fitted interval (raw score → clipped score and interval).
     n_features_in_ : int
         Number of feature columns seen in :meth:`fit`.
@@ -131,7 +140,8 @@ class FusionModel:
                  coverage: float = 0.9, calibration: str = "cross",
                  calibration_fraction: float = 0.2, seed: int = 0,
                  name: str = "fusion", metadata: Mapping[str, Any] | None = None,
-                 working_pixels: int | None = WORKING_PIXELS, monotone: bool = False) -> None:
+                 working_pixels: int | None = WORKING_PIXELS, monotone: bool = False,
+                 interval_width: str = "constant") -> None:
         self.mode = mode
         self.extractors = extractors
         self.coverage = coverage
@@ -142,6 +152,7 @@ class FusionModel:
         self.metadata = metadata
         self.working_pixels = working_pixels
         self.monotone = monotone
+        self.interval_width = interval_width
 
     # ----------------------------------------------------------------- configuration
 
@@ -237,6 +248,9 @@ class FusionModel:
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got "
                              f"{self.calibration!r}")
+        if self.interval_width not in INTERVAL_WIDTHS:
+            raise ValueError(f"interval_width must be one of {INTERVAL_WIDTHS}, got "
+                             f"{self.interval_width!r}")
 
     # ----------------------------------------------------------------- training
 
@@ -278,7 +292,7 @@ class FusionModel:
         ValueError
             For a bad configuration, shapes that do not match, or non-finite values.
         """
-        from calibrators import ConformalInterval
+        from calibrators import ConformalInterval, NormalisedConformalInterval
         from fusion.splits import train_val_test_split
         from fusion.stacking import fit_stacker, grouped_splits
 
@@ -335,7 +349,9 @@ class FusionModel:
                 held_apart[test] = fitted_stacker(train).predict(values[test])
             stacker = fitted_stacker(fit_part)
             observed = targets
-        self.interval_ = ConformalInterval(coverage=self.coverage).fit(held_apart, observed)
+        interval = (NormalisedConformalInterval if self.interval_width == "by_score"
+                    else ConformalInterval)
+        self.interval_ = interval(coverage=self.coverage).fit(held_apart, observed)
         self.stacker_ = stacker
         self.n_features_in_ = len(names)
         self.gate_ = None
@@ -376,7 +392,9 @@ class FusionModel:
                     diagnoser: Diagnoser | None = None) -> FusionModel:
         """A model from an already fitted stacker and interval (as a bundle stores them)."""
         model = cls(mode, tuple(extractors), coverage=float(interval.coverage), name=name,
-                    metadata=metadata, working_pixels=working_pixels, monotone=monotone)
+                    metadata=metadata, working_pixels=working_pixels, monotone=monotone,
+                    interval_width="by_score" if hasattr(interval, "multiplier_")
+                    else "constant")
         model._check_configuration()
         model.stacker_ = stacker
         model.interval_ = interval

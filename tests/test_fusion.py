@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fusion
-from calibrators import ConformalInterval, IsotonicCalibrator
+from calibrators import ConformalInterval, IsotonicCalibrator, NormalisedConformalInterval
 from fusion.bundle import BundleError, load_bundle
 from fusion.examples import example_paths
 from fusion.features import FULL_REFERENCE_EXTRACTORS, full_reference_features
@@ -53,6 +53,50 @@ def test_conformal_refusals() -> None:
         ConformalInterval(coverage=1.5).fit([1, 2, 3], [1, 2, 3])
     with pytest.raises(ValueError, match="NaN"):
         ConformalInterval().fit([1, np.nan] * 10, [1, 2] * 10)
+
+
+def _heteroscedastic(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions on 30–70 and scores whose error grows from sd 0.5 to 5.5 with them."""
+    predicted = rng.uniform(30, 70, n)
+    return predicted, predicted + rng.normal(0, 0.5 + (predicted - 30) / 8)
+
+
+def test_normalised_interval_holds_coverage_and_puts_width_where_the_errors_are(
+        rng: np.random.Generator) -> None:
+    predicted, truth = _heteroscedastic(rng, 2000)
+    new_predicted, new_truth = _heteroscedastic(rng, 20000)
+    normalised = NormalisedConformalInterval(coverage=0.9).fit(predicted, truth)
+    constant = ConformalInterval(coverage=0.9).fit(predicted, truth)
+    low, high = normalised.predict_interval(new_predicted).T
+    covered = (new_truth >= low) & (new_truth <= high)
+    assert np.mean(covered) == pytest.approx(0.9, abs=0.015)
+    # coverage holds at each level, not only on average (the constant interval
+    # over-covers the precise low end and under-covers the noisy high end)
+    low_end, high_end = new_predicted < 40, new_predicted > 60
+    assert np.mean(covered[low_end]) == pytest.approx(0.9, abs=0.04)
+    assert np.mean(covered[high_end]) == pytest.approx(0.9, abs=0.04)
+    c_low, c_high = constant.predict_interval(new_predicted).T
+    constant_covered = (new_truth >= c_low) & (new_truth <= c_high)
+    assert np.mean(constant_covered[low_end]) > 0.99 and np.mean(constant_covered[high_end]) < 0.85
+    # the same coverage for less width on average
+    assert np.mean(high - low) / 2 < 0.95 * constant.half_width_
+    assert normalised.half_width_ == pytest.approx(np.mean(normalised.half_widths(predicted)))
+    assert np.all(np.diff(normalised.half_widths([35, 50, 65])) > 0)
+
+
+def test_normalised_interval_refusals_and_clipping(rng: np.random.Generator) -> None:
+    predicted, truth = _heteroscedastic(rng, 200)
+    with pytest.raises(ValueError, match="too few"):
+        NormalisedConformalInterval(neighbours=80).fit(predicted[:100], truth[:100])
+    with pytest.raises(ValueError, match="neighbours must be"):
+        NormalisedConformalInterval(neighbours=1).fit(predicted, truth)
+    with pytest.raises(ValueError, match="finite"):
+        NormalisedConformalInterval().fit(predicted, np.r_[truth[:-1], np.nan])
+    with pytest.raises(ValueError, match="NaN"):
+        NormalisedConformalInterval().fit(np.r_[predicted[:-1], np.nan], truth)
+    fitted = NormalisedConformalInterval().fit(predicted, truth)
+    bounds = fitted.predict_interval([-20, 50, 130])
+    assert bounds.min() >= 0 and bounds.max() <= 100 and bounds[1, 0] < 50 < bounds[1, 1]
 
 
 # ------------------------------------------------------------------ stacking
@@ -188,6 +232,31 @@ def test_cross_calibration_uses_out_of_fold_predictions_of_every_item() -> None:
     assert in_sample.half_width_ < model.interval_.half_width_
 
 
+def test_interval_by_score_is_fitted_saved_and_loaded(tmp_path: Path) -> None:
+    from calibrators import NormalisedConformalInterval
+
+    values, scores, groups = _feature_rows(3, contents=30)  # 180 calibration items
+    model = FusionModel("fr", FULL_REFERENCE_EXTRACTORS, interval_width="by_score").fit(
+        values, scores, groups=groups)
+    assert isinstance(model.interval_, NormalisedConformalInterval)
+    assert model.interval_.n_calibration_ == len(scores)
+    reference, distorted = fusion.example_pair("chelsea_noise")
+    expected = model.predict(distorted, reference)
+    fusion.save(model, tmp_path / "bundle")
+    loaded = fusion.load(tmp_path / "bundle")
+    assert loaded.interval_width == "by_score"
+    assert loaded.metadata is not None
+    assert loaded.metadata["score"]["interval"] == "cross-conformal, width by predicted score"
+    again = loaded.predict(distorted, reference)
+    assert again.score == expected.score and again.interval == expected.interval
+    # the width depends on the score: two rows with other predictions, other widths
+    _, bounds = model.predict_matrix(values[:40])
+    assert np.ptp(bounds[:, 1] - bounds[:, 0]) > 0.01
+    with pytest.raises(ValueError, match="interval_width must be one of"):
+        FusionModel("fr", FULL_REFERENCE_EXTRACTORS, interval_width="wide").fit(
+            values, scores, groups=groups)
+
+
 def test_split_calibration_keeps_a_share_of_the_contents_apart() -> None:
     values, scores, groups = _feature_rows(1, contents=10)
     model = FusionModel("fr", FULL_REFERENCE_EXTRACTORS, calibration="split",
@@ -289,6 +358,7 @@ def test_bundle_round_trip_gives_identical_predictions(small_fr_model: FusionMod
         assert loaded.metadata is not None
         assert loaded.metadata["heldout_metrics"] == {"note": "test"}
         assert loaded.metadata["score"]["higher_is_better"] is True
+        assert loaded.metadata["score"]["interval"] == "cross-conformal, constant width"
 
 
 @pytest.mark.parametrize("damage, message", [
