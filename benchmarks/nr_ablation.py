@@ -152,13 +152,10 @@ def level_columns(widths: list[int], levels: tuple[int, ...]) -> np.ndarray:
     return np.concatenate([np.arange(edges[i], edges[i + 1]) for i in levels])
 
 
-def cross_validated(blocks: dict[str, np.ndarray], handcrafted: np.ndarray | None,
-                    handcrafted_names: list[str], scores: np.ndarray, groups: np.ndarray,
-                    folds: int, seed: int = 0) -> dict[str, float]:
-    """Content-disjoint k-fold SRCC/PLCC (mean ± sd) of the project's stacker on the blocks."""
-    from fusion.splits import ContentKFold
-    from fusion.stacking import build_stacker, grouped_splits
-
+def stacker_matrix(blocks: dict[str, np.ndarray], handcrafted: np.ndarray | None,
+                   handcrafted_names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The blocks' columns side by side with their stacker names (``bb:<label>:f<i>``),
+    then the handcrafted (or extra) columns under their own names."""
     columns, names = [], []
     for label, values in blocks.items():
         columns.append(values)
@@ -166,7 +163,17 @@ def cross_validated(blocks: dict[str, np.ndarray], handcrafted: np.ndarray | Non
     if handcrafted is not None:
         columns.append(handcrafted)
         names += handcrafted_names
-    matrix = np.concatenate(columns, axis=1)
+    return np.concatenate(columns, axis=1), names
+
+
+def cross_validated(blocks: dict[str, np.ndarray], handcrafted: np.ndarray | None,
+                    handcrafted_names: list[str], scores: np.ndarray, groups: np.ndarray,
+                    folds: int, seed: int = 0) -> dict[str, float]:
+    """Content-disjoint k-fold SRCC/PLCC (mean ± sd) of the project's stacker on the blocks."""
+    from fusion.splits import ContentKFold
+    from fusion.stacking import build_stacker, grouped_splits
+
+    matrix, names = stacker_matrix(blocks, handcrafted, handcrafted_names)
     s, p = [], []
     for train, test in ContentKFold(folds, seed=seed).split(groups, scores):
         stacker = build_stacker(names, grouped_splits(groups[train], scores[train],

@@ -19,6 +19,12 @@ fold ``k``; the stacker's training images by trunks tuned without their own fold
 issue's cross-fitting; the stacker's few weights are the only path by which fold ``k``
 reaches fold ``k``'s scores).
 
+The fullest configuration (the accurate preset's blocks + tuned qualities; with ``--quick``,
+to stay quick, the tuned qualities + handcrafted) also gets its 90 % interval measured
+over the same folds, fitted per fold as :meth:`fusion.FusionModel.fit` fits it, with a
+constant width and with the width by predicted score
+(:class:`calibrators.NormalisedConformalInterval`): coverage and mean half-width.
+
 ``--start-stage`` tunes from an earlier stage (5: stages 5 and 6 and the head, from
 cached stage-4 activations; about three times the work of the default 6), ``--epochs``
 changes the epoch budget (early stopping still keeps the best epoch); results of a
@@ -102,6 +108,39 @@ def write_stored(stem: Path, dataset: Any, folds: np.ndarray, tuned: dict[str, n
         for i, image in enumerate(image_names(dataset)):
             writer.writerow([image, int(folds[i]), *(columns[k][i] for k in columns)])
     report_file.write_text(json.dumps(stored_reports, indent=1))
+
+
+def interval_rows(matrix: np.ndarray, names: list[str], scores: np.ndarray,
+                  groups: np.ndarray, folds: int, neighbours: int) -> list[dict[str, Any]]:
+    """The 90 % interval over content-disjoint folds, constant and by predicted score.
+
+    In each fold the stacker and its interval are fitted on the other folds as
+    :meth:`fusion.FusionModel.fit` fits them (cross-conformal: the interval learns from
+    out-of-fold predictions of content-disjoint refits); the held-out fold gives the
+    coverage and the mean half-width (after clipping to 0–100, as predictions report it).
+    """
+    from calibrators import ConformalInterval, NormalisedConformalInterval
+    from fusion.splits import ContentKFold
+    from fusion.stacking import fit_stacker, out_of_fold_predictions
+
+    widths = {"constant": lambda: ConformalInterval(coverage=0.9),
+              "by_score": lambda: NormalisedConformalInterval(coverage=0.9,
+                                                              neighbours=neighbours)}
+    found: dict[str, dict[str, list[float]]] = {w: {"coverage": [], "half_width": []}
+                                                for w in widths}
+    for train, test in ContentKFold(folds, seed=0).split(groups, scores):
+        held_apart = out_of_fold_predictions(names, matrix[train], scores[train],
+                                             groups[train])
+        predicted = fit_stacker(names, matrix[train], scores[train],
+                                groups[train]).predict(matrix[test])
+        for width, interval in widths.items():
+            low, high = interval().fit(held_apart, scores[train]).predict_interval(predicted).T
+            found[width]["coverage"].append(float(np.mean((scores[test] >= low)
+                                                          & (scores[test] <= high))))
+            found[width]["half_width"].append(float(np.mean(high - low) / 2))
+    return [{"interval_width": width, "coverage": float(np.mean(v["coverage"])),
+             "coverage_by_fold": [round(c, 4) for c in v["coverage"]],
+             "half_width": float(np.mean(v["half_width"]))} for width, v in found.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +245,20 @@ def main(argv: list[str] | None = None) -> int:
                          ("fast preset + Lite0's tuned quality",
                           np.column_stack([q0, hand[:, nss]]),
                           ["bb:efficientnet_lite0:q_tuned"] + [hand_names[i] for i in nss]))]
+    # the interval of the fullest configuration: the accurate preset's (not --quick)
+    label, blocks, extra, extra_names = (
+        ("accurate preset + tuned qualities", preset, both, tuned_names + hand_names)
+        if not args.quick else ("tuned qualities + handcrafted", {}, both,
+                                tuned_names + hand_names))
+    matrix, matrix_names = nr_ablation.stacker_matrix(blocks, extra, extra_names)
+    intervals = interval_rows(matrix, matrix_names, scores, groups, folds,
+                              neighbours=16 if args.quick else 80)
+    print(f"\n90 % interval of the {label}, over the folds:\n"
+          "| width | coverage | mean half-width |\n|---|---|---|")
+    for row in intervals:
+        print(f"| {row['interval_width']} | {100 * row['coverage']:.1f} % "
+              f"({', '.join(f'{100 * c:.1f}' for c in row['coverage_by_fold'])}) | "
+              f"± {row['half_width']:.1f} |")
     print("\n| configuration | SRCC | PLCC |\n|---|---|---|")
     for name in backbones:
         per_fold = [r["heldout_srcc"] for r in reports[name]]
@@ -216,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print(nr_ablation.markdown_row(row, values=False))
     nr_ablation.write_report(args.out, args.quick, {
         "items": len(dataset), "folds": folds, "settings": settings.__dict__,
-        "tuning": reports, "rows": rows, "seconds": round(time.perf_counter() - start, 1)},
+        "tuning": reports, "rows": rows, "interval": {"configuration": label, "rows": intervals},
+        "seconds": round(time.perf_counter() - start, 1)},
         name=f"report{variant}")
     return 0
 

@@ -294,7 +294,7 @@ class FusionModel:
         """
         from calibrators import ConformalInterval, NormalisedConformalInterval
         from fusion.splits import train_val_test_split
-        from fusion.stacking import fit_stacker, grouped_splits
+        from fusion.stacking import fit_stacker, out_of_fold_predictions
 
         self._check_configuration()
         if anchors is not None and self.mode != "nr":
@@ -344,9 +344,9 @@ class FusionModel:
             observed = targets[calibration]
         else:  # cross-conformal: every item is predicted once by a refit that lacks it
             fit_part = np.arange(len(targets))
-            held_apart = np.empty(len(targets))
-            for train, test in grouped_splits(contents, targets, seed=self.seed):
-                held_apart[test] = fitted_stacker(train).predict(values[test])
+            held_apart = out_of_fold_predictions(
+                list(names), values, targets, contents, seed=self.seed,
+                directions=self.feature_directions if self.monotone else None)
             stacker = fitted_stacker(fit_part)
             observed = targets
         interval = (NormalisedConformalInterval if self.interval_width == "by_score"

@@ -203,6 +203,23 @@ def fit_stacker(feature_names: Sequence[str], values: NDArray[np.float64],
     return stacker.fit(values, targets)
 
 
+def out_of_fold_predictions(feature_names: Sequence[str], values: NDArray[np.float64],
+                            targets: NDArray[np.float64], contents: NDArray[Any], *,
+                            seed: int = 0, directions: Sequence[int] | None = None
+                            ) -> NDArray[np.float64]:
+    """Each item's prediction by a stacker refitted without its content.
+
+    One :func:`fit_stacker` per content-disjoint fold of :func:`grouped_splits`: the
+    calibration set of the cross-conformal interval (:meth:`fusion.FusionModel.fit`).
+    """
+    predicted = np.empty(len(targets))
+    for train, test in grouped_splits(contents, targets, seed=seed):
+        predicted[test] = fit_stacker(feature_names, values[train], targets[train],
+                                      contents[train], seed=seed,
+                                      directions=directions).predict(values[test])
+    return predicted
+
+
 def grouped_splits(groups: NDArray[np.str_], scores: NDArray[np.float64], *, n_splits: int = 5,
                    seed: int = 0) -> list[tuple[NDArray[np.intp], NDArray[np.intp]]]:
     """Content-disjoint (train, test) index pairs for the stacker's internal CV.

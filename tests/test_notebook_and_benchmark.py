@@ -265,6 +265,10 @@ def test_nr_ablation_tuning_and_synthetic_quick_modes(shared_data: Path, tmp_pat
     assert np.mean([f["heldout_srcc"] for f in folds]) > 0.2
     configurations = {r["configuration"] for r in report["rows"]}
     assert "frozen features + tuned qualities + handcrafted" in configurations
+    intervals = {r["interval_width"]: r for r in report["interval"]["rows"]}
+    assert set(intervals) == {"constant", "by_score"}
+    for row in intervals.values():  # 80 photographs, 3 folds: coverage near 90 %, loosely
+        assert 0.7 <= row["coverage"] <= 1.0 and 5.0 < row["half_width"] < 40.0
 
     synthetic = tmp_path / "synthetic"
     result = subprocess.run(
