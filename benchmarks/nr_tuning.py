@@ -30,7 +30,7 @@ cached stage-4 activations; about three times the work of the default 6), ``--ep
 changes the epoch budget (early stopping still keeps the best epoch); results of a
 setting other than the default go to their own files.
 
-Tuning is the slow part (about half an hour a backbone for five folds here), so every
+Tuning is the slow part (40–45 minutes a backbone from stage 5 here), so every
 backbone's cross-fitted qualities are also kept in the repository,
 ``benchmarks/figures/nr_tuning_qualities<variant>.csv`` (one row an image: its file, its
 held-out fold, one column a backbone) with the fold reports beside it (``.json``). A later
