@@ -52,12 +52,7 @@ class ConformalInterval(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> ConformalInterval:
         """Fit on held-out point predictions ``X`` and true scores ``y``."""
-        if not 0.0 < self.coverage < 1.0:
-            raise ValueError(f"coverage must be in (0, 1), got {self.coverage!r}")
-        predicted = _column(X)
-        observed = np.asarray(y, dtype=np.float64)
-        if observed.shape != predicted.shape:
-            raise ValueError(f"{predicted.size} predictions but {observed.size} scores")
+        predicted, observed = self._calibration_pair(X, y)
         residuals = np.sort(np.abs(observed - predicted))
         n = residuals.size
         rank = math.ceil((n + 1) * self.coverage)
@@ -69,6 +64,17 @@ class ConformalInterval(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.n_calibration_ = n
         self.n_features_in_ = 1
         return self
+
+    def _calibration_pair(self, X: ArrayLike, y: ArrayLike
+                          ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The checked coverage, then (predictions, scores) as float arrays of one shape."""
+        if not 0.0 < self.coverage < 1.0:
+            raise ValueError(f"coverage must be in (0, 1), got {self.coverage!r}")
+        predicted = _column(X)
+        observed = np.asarray(y, dtype=np.float64)
+        if observed.shape != predicted.shape:
+            raise ValueError(f"{predicted.size} predictions but {observed.size} scores")
+        return predicted, observed
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         """The point predictions, clipped to the score range."""
@@ -143,12 +149,7 @@ class NormalisedConformalInterval(ConformalInterval):
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> NormalisedConformalInterval:
         """Fit on held-out point predictions ``X`` and true scores ``y``."""
-        if not 0.0 < self.coverage < 1.0:
-            raise ValueError(f"coverage must be in (0, 1), got {self.coverage!r}")
-        predicted = _column(X)
-        observed = np.asarray(y, dtype=np.float64)
-        if observed.shape != predicted.shape:
-            raise ValueError(f"{predicted.size} predictions but {observed.size} scores")
+        predicted, observed = self._calibration_pair(X, y)
         if not np.isfinite(observed).all():
             raise ValueError("scores must be finite")
         if int(self.neighbours) < 2 or int(self.neighbours) != self.neighbours:
