@@ -75,16 +75,25 @@ def image_names(dataset: Any) -> list[str]:
 def read_stored(stem: Path, name: str, dataset: Any
                 ) -> tuple[np.ndarray, list[dict[str, Any]]] | None:
     """A backbone's stored cross-fitted qualities and fold reports, if they match the dataset."""
+    found = _stored_rows(stem, dataset)
+    if found is None or name not in found[0][0] or name not in found[1]:
+        return None
+    rows, stored_reports = found
+    return np.array([float(r[name]) for r in rows]), stored_reports[name]
+
+
+def _stored_rows(stem: Path, dataset: Any
+                 ) -> tuple[list[dict[str, str]], dict[str, Any]] | None:
+    """The stored table's rows and the fold reports, if both exist and name the dataset's
+    images in its order."""
     table, reports = stem.with_suffix(".csv"), stem.with_suffix(".json")
     if not (table.is_file() and reports.is_file()):
         return None
     with table.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    stored_reports = json.loads(reports.read_text())
-    if [r["image"] for r in rows] != image_names(dataset) or name not in rows[0] \
-            or name not in stored_reports:
+    if [r["image"] for r in rows] != image_names(dataset):
         return None
-    return np.array([float(r[name]) for r in rows]), stored_reports[name]
+    return rows, json.loads(reports.read_text())
 
 
 def write_stored(stem: Path, dataset: Any, folds: np.ndarray, tuned: dict[str, np.ndarray],
@@ -93,12 +102,10 @@ def write_stored(stem: Path, dataset: Any, folds: np.ndarray, tuned: dict[str, n
     table, report_file = stem.with_suffix(".csv"), stem.with_suffix(".json")
     columns: dict[str, Any] = {}
     stored_reports: dict[str, Any] = {}
-    if table.is_file() and report_file.is_file():
-        with table.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        if [r["image"] for r in rows] == image_names(dataset):
-            columns = {k: [r[k] for r in rows] for k in rows[0] if k not in ("image", "fold")}
-            stored_reports = json.loads(report_file.read_text())
+    found = _stored_rows(stem, dataset)
+    if found is not None:
+        rows, stored_reports = found
+        columns = {k: [r[k] for r in rows] for k in rows[0] if k not in ("image", "fold")}
     for name, quality in tuned.items():
         columns[name] = [f"{v:.4f}" for v in quality]
         stored_reports[name] = reports[name]
