@@ -27,8 +27,10 @@ constant width and with the width by predicted score
 
 ``--start-stage`` tunes from an earlier stage (5: stages 5 and 6 and the head, from
 cached stage-4 activations; about three times the work of the default 6), ``--epochs``
-changes the epoch budget (early stopping still keeps the best epoch); results of a
-setting other than the default go to their own files.
+changes the epoch budget (early stopping still keeps the best epoch), ``--average-from k``
+keeps the mean of the weights of epochs k … the last instead of the best epoch's
+(stochastic weight averaging); results of a setting other than the default go to their
+own files.
 
 Tuning is the slow part (40–45 minutes a backbone from stage 5 here), so every
 backbone's cross-fitted qualities are also kept in the repository,
@@ -166,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
                              "once, cached)")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epoch budget (default {TuningSettings.epochs}; 2 with --quick)")
+    parser.add_argument("--average-from", type=int, default=0,
+                        help="keep the mean of the weights of the epochs from this one on "
+                             "(stochastic weight averaging) instead of the best epoch's")
     parser.add_argument("--retune", action="store_true",
                         help="tune even where benchmarks/figures holds the qualities")
     args = parser.parse_args(argv)
@@ -176,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     folds, epochs = (3, 2) if args.quick else (5, TuningSettings.epochs)
     if args.quick:
         backbones = backbones[:1]
-    settings = TuningSettings(start_stage=args.start_stage, epochs=args.epochs or epochs)
+    settings = TuningSettings(start_stage=args.start_stage, epochs=args.epochs or epochs,
+                              average_from=args.average_from)
     variant = "" if (settings.start_stage, settings.epochs) == (
         TuningSettings.start_stage, epochs) else f"_s{settings.start_stage}_e{settings.epochs}"
+    variant += f"_a{settings.average_from}" if settings.average_from else ""
     args.out.mkdir(parents=True, exist_ok=True)
     scores, groups = dataset.scores, dataset.content_ids
     start = time.perf_counter()

@@ -14,7 +14,10 @@ Partial fine-tuning from cached activations, the recipe that fits two CPU cores:
    batch ranked against the human order (scores at least 0.1 standard deviations apart).
    Adam; each epoch draws ``patches_per_image`` random (patch, transform) maps an image;
    early stopping on the validation SRCC of image scores (the mean over the nine
-   untransformed patches, as in prediction), on contents disjoint from the fitting ones.
+   untransformed patches, as in prediction), on contents disjoint from the fitting ones;
+   or, with ``TuningSettings.average_from``, the mean of the weights of the later epochs
+   (stochastic weight averaging), which does not bet on one epoch of a noisy validation
+   curve.
 3. **Cross-fit** (:func:`cross_fitted_quality`): k content-disjoint folds; the images of
    each fold are scored by a branch tuned without them. A stacker trained on these scores
    never sees a score of an image its trunk was tuned on.
@@ -68,6 +71,16 @@ class TuningSettings:
     validation_fraction: float = 0.15
     rank_margin: float = 0.1
     seed: int = 0
+    #: 0: keep the weights of the best validation epoch (early stopping); k ≥ 1: the mean
+    #: of the weights of epochs k … ``epochs`` (stochastic weight averaging, SWA).
+    average_from: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if not 0 <= self.average_from <= self.epochs:
+            raise ValueError(f"average_from must be 0 (best epoch) or an epoch 1…{self.epochs}, "
+                             f"got {self.average_from}")
 
 
 @dataclass
@@ -77,6 +90,8 @@ class BranchReport:
     validation_srcc: list[float] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
+    #: with weight averaging: the averaged weights' validation SRCC (they are kept)
+    averaged_srcc: float | None = None
 
 
 def _dihedral(patches: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -226,12 +241,16 @@ def branch_quality(branch: Any, activations: NDArray[np.float16], *,
 
 def fit_branch(name: str, activations: NDArray[np.float16], scores: NDArray[np.floating],
                groups: NDArray[np.str_], fit: NDArray[np.intp],
-               settings: TuningSettings = TuningSettings()) -> tuple[Any, BranchReport]:
+               settings: TuningSettings = TuningSettings(),
+               on_epoch: Callable[[int, Any], None] | None = None) -> tuple[Any, BranchReport]:
     """Tune a branch on the items ``fit`` (a content-disjoint part validates).
 
-    Returns the branch with the weights of its best validation epoch (image scores in
-    standard units of the fitting scores: multiply by their sd, add their mean) and the
-    report.
+    Returns the branch with the weights of its best validation epoch, or with
+    ``settings.average_from`` the mean of the weights of the epochs from that one on
+    (image scores in standard units of the fitting scores: multiply by their sd, add their
+    mean), and the report. ``on_epoch(epoch, branch)``, if given, is called after each
+    epoch with the branch as that epoch left it (to watch the trajectory; it must not
+    change the branch).
     """
     from backbones._keras import require_keras
     from fusion.splits import train_val_test_split
@@ -255,6 +274,7 @@ def fit_branch(name: str, activations: NDArray[np.float16], scores: NDArray[np.f
     report = BranchReport()
     best_weights = branch.get_weights()
     best = -np.inf
+    summed: list[NDArray[np.float64]] = []
     for epoch in range(1, settings.epochs + 1):
         pick = rng.integers(0, activations.shape[1], (len(fitting), settings.patches_per_image))
         x = activations[fitting[:, None], pick].reshape(-1, *activations.shape[2:])
@@ -263,9 +283,21 @@ def fit_branch(name: str, activations: NDArray[np.float16], scores: NDArray[np.f
                     verbose=0, shuffle=True)
         value = srcc(branch_quality(branch, activations[validation])[0], scores[validation])
         report.validation_srcc.append(round(float(value), 4))
+        if on_epoch is not None:
+            on_epoch(epoch, branch)
         if value > best:
             best, best_weights, report.best_epoch = value, branch.get_weights(), epoch
-    branch.set_weights(best_weights)
+        if settings.average_from and epoch >= settings.average_from:
+            weights = branch.get_weights()
+            summed = ([np.asarray(w, np.float64) for w in weights] if not summed else
+                      [total + w for total, w in zip(summed, weights, strict=True)])
+    if settings.average_from:
+        count = settings.epochs - settings.average_from + 1
+        branch.set_weights([(total / count).astype(np.float32) for total in summed])
+        report.averaged_srcc = round(float(srcc(
+            branch_quality(branch, activations[validation])[0], scores[validation])), 4)
+    else:
+        branch.set_weights(best_weights)
     branch.standardisation = (mean, sd)
     report.seconds = time.perf_counter() - start
     return branch, report
