@@ -22,13 +22,18 @@ float16 graphs. A retrained bundle keeps the distortion diagnostics of the one i
 (they read handcrafted features only; the ``fast`` preset has none, as it lacks most of
 their inputs).
 
-``nr-tuned`` (after ``nr`` and ``nr-anchors``) tunes a copy of each ``accurate`` backbone's
-upper stages (5, 6 and the head convolution, from cached stage-4 activations:
+``nr-tuned`` (after ``nr`` and ``nr-anchors``: it needs an untuned bundle, e.g. the one of
+commit 9c7ade9 restored with ``git checkout 9c7ade9 -- fusion/models/default_nr
+fusion/models/fast_nr``) tunes a copy of each ``accurate`` backbone's upper stages (5, 6
+and the head convolution, from cached stage-4 activations, keeping the mean of the
+weights of epochs 5–12: :data:`TUNING_RECIPE`; the shipped bundles, tuned 2026-12-01,
+kept each run's best validation epoch, ``{"start_stage": 5}``:
 :func:`fusion.training.tuning.tune_trunk`) on the same training part, cross-fitted over
 five content-disjoint folds of it, adds each tuned branch to its backbone's graph
 (:func:`fusion.training.fused.tuned_extractors`: one pass of the lower stages feeds both)
 and refits the stacker, with anchors, on the cross-fitted tuned qualities (never on the
-in-sample ones). About 20 minutes a backbone on two cores; the results are cached in
+in-sample ones). About an hour a backbone on two cores (Lite0: 10 minutes of
+activations, 48 of tuning); the results are cached in
 ``benchmarks/results/nr_tuning``. ``fast-tuned`` does the same for the ``fast`` preset's
 Lite0 (the same four patches and training part: the tuned trunk of ``nr-tuned`` is reused,
 joined to the fast bundle's own heads).
@@ -69,9 +74,10 @@ WORK = ROOT / "benchmarks" / "results"
 ACCURATE_PATCHES = {"efficientnet_lite0": 4, "efficientnet_lite1": 9, "efficientnet_lite2": 6}
 TUNED_TRAINING = ("CLIVE share, the default's training part; stages 5, 6 and the head "
                   "convolution tuned from ImageNet on the grid's patches under 8 dihedral "
-                  "transforms, MSE + pairwise rank loss, early stopping on a "
-                  "content-disjoint 15 %; the stacker learned from qualities cross-fitted "
-                  "over 5 content-disjoint folds of the training part")
+                  "transforms, MSE + pairwise rank loss, 12 epochs, the mean of the weights "
+                  "of epochs 5-12 kept (validated on a content-disjoint 15 %); the stacker "
+                  "learned from qualities cross-fitted over 5 content-disjoint folds of the "
+                  "training part")
 CLIVE_DESCRIPTION = ("CLIVE share (LIVE In the Wild, Ghadiyaram & Bovik 2016): 696 "
                      "photographs, crowd MOS 0–100")
 #: bundle name → (folder, work folder of its backbones and feature cache)
@@ -92,6 +98,10 @@ def severity_dataset() -> Dataset:
 
 #: Where the tuned trunks and their activation caches live (shared with nr_tuning.py).
 TUNING_WORK = WORK / "nr_tuning"
+#: The tuning recipe: stages 5, 6 and the head, the mean of epochs 5–12's weights (CLIVE
+#: 5-fold: each trunk +0.009 SRCC over its best validation epoch, README; the shipped
+#: bundles, tuned 2026-12-01, kept the best epoch: ``{"start_stage": 5}``).
+TUNING_RECIPE = {"start_stage": 5, "average_from": 5}
 
 
 def tuned_trunks(dataset: Dataset, backbones: dict[str, int]) -> dict[str, Any]:
@@ -99,13 +109,13 @@ def tuned_trunks(dataset: Dataset, backbones: dict[str, int]) -> dict[str, Any]:
     import numpy as np
 
     from fusion.training.fused import heldout_split
-    from fusion.training.tuning import tune_trunk
+    from fusion.training.tuning import TuningSettings, tune_trunk
 
     train, _ = heldout_split(dataset)
     images = [str(item.image) for item in dataset]
     return {name: tune_trunk(name, images, dataset.scores, dataset.content_ids,
                              np.asarray(train), TUNING_WORK, max_patches=patches,
-                             progress=True)
+                             settings=TuningSettings(**TUNING_RECIPE), progress=True)
             for name, patches in backbones.items()}
 
 

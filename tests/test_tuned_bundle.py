@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusion.training.fused import _with_cross_fitted
+from fusion.training.fused import _kept_weights, _with_cross_fitted
 from fusion.training.tuning import TunedTrunk
 
 TUNED = "bb:efficientnet_lite0:q_tuned"
@@ -37,6 +37,17 @@ def test_cross_fitted_values_are_required_complete_and_known() -> None:
         _with_cross_fitted(values, names, rows, {TUNED: np.array([0.5, np.nan])})
     # a model without tuned columns needs nothing
     assert _with_cross_fitted(values, [*names[:1], "x"], rows, {}).shape == (2, 2)
+
+
+def test_the_metadata_says_which_weights_a_tuning_run_kept() -> None:
+    curve = [0.5, 0.7, 0.6]
+    assert _kept_weights({"best_epoch": 2, "validation_srcc": curve,
+                          "averaged_from": 0, "averaged_srcc": None}) == {"best_epoch": 2}
+    assert _kept_weights({"best_epoch": 2, "validation_srcc": curve, "averaged_from": 2,
+                          "averaged_srcc": 0.68}) == {"averaged_epochs": [2, 3],
+                                                      "averaged_srcc": 0.68}
+    # a report written before averaging existed has no averaged_from: the best epoch
+    assert _kept_weights({"best_epoch": 3, "validation_srcc": curve}) == {"best_epoch": 3}
 
 
 def test_tuned_trunk_round_trips(tmp_path: Path) -> None:
@@ -148,6 +159,7 @@ def test_a_tuned_branch_joins_a_bundle(untuned_bundle: tuple[Path, Path],
                   extractors=extractors, cross_fitted={TUNED: column})
     entry = json.loads((tmp_path / "out" / "metadata.json").read_text())["extractors"][0]
     assert entry["tuned"]["start_stage"] == 6 and entry["tuned"]["cross_fitted_folds"] == 3
+    assert entry["tuned"]["best_epoch"] == 1 and "averaged_epochs" not in entry["tuned"]
     model = fusion.load(tmp_path / "out")
     assert model.feature_names[len(plain.feature_names)] == TUNED
     assert "tuned_quality_linear" in dict(model.stacker_.estimators)
@@ -158,21 +170,34 @@ def test_a_tuned_branch_joins_a_bundle(untuned_bundle: tuple[Path, Path],
         reexport_backbones(tmp_path / "out")
 
 
-@pytest.mark.parametrize("preset", ["accurate", "fast"])
-def test_the_no_reference_defaults_ship_tuned_branches(preset: str) -> None:
-    """Every backbone of both presets carries its tuned branch, learned cross-fitted."""
+@pytest.mark.parametrize(("preset", "tuned_backbones"), [
+    ("accurate", {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}),
+    ("fast", {"efficientnet_lite0"})])
+def test_the_no_reference_defaults_ship_tuned_branches(preset: str,
+                                                       tuned_backbones: set[str]) -> None:
+    """The presets' backbones carry tuned branches, learned cross-fitted (README)."""
     import fusion
     from fusion.api import default_bundle_path
     from fusion.backbone_extractor import BackboneExtractor
 
     model = fusion.load(preset)
-    backbones = [e for e in model.extractors if isinstance(e, BackboneExtractor)]
-    assert backbones and all(e.tuned is not None for e in backbones)
+    backbones = [e for e in model.extractors
+                 if isinstance(e, BackboneExtractor) and e.tuned is not None]
+    assert {e.backbone_name for e in backbones} == tuned_backbones
     assert all(f"bb:{e.backbone_name}:q_tuned" in model.feature_names for e in backbones)
     metadata = json.loads((default_bundle_path("nr", preset=preset) / "metadata.json")
                           .read_text())
-    for entry in (e for e in metadata["extractors"] if e["kind"] == "backbone"):
+    for entry in (e for e in metadata["extractors"] if "tuned" in e):
         assert entry["tuned"]["cross_fitted_folds"] == 5 and entry["weights"] == "float16"
+        # the metadata says which weights the tuning kept: the best epoch, or the mean of
+        # the later epochs' (the shipped bundles, tuned 2026-12-01, kept the best epoch)
+        epochs = len(entry["tuned"]["validation_srcc"])
+        if "averaged_epochs" in entry["tuned"]:
+            first, last = entry["tuned"]["averaged_epochs"]
+            assert 1 <= first <= last == epochs
+            assert entry["tuned"]["averaged_srcc"] is not None
+        else:
+            assert 1 <= entry["tuned"]["best_epoch"] <= epochs
     components = metadata["heldout_metrics"]["components"]
     assert all(f"{e.backbone_name} (tuned quality)" in components for e in backbones)
 

@@ -52,11 +52,11 @@ def test_a_branch_keeps_its_best_epoch_or_the_mean_of_the_later_ones(
     if average_from:
         expected = [np.mean([epoch[i] for epoch in seen[average_from - 1:]], axis=0)
                     for i in range(len(kept))]
-        assert report.averaged_srcc is not None
+        assert report.averaged_srcc is not None and report.averaged_from == average_from
     else:
         expected = seen[report.best_epoch - 1]
         assert report.validation_srcc[report.best_epoch - 1] == max(report.validation_srcc)
-        assert report.averaged_srcc is None
+        assert report.averaged_srcc is None and report.averaged_from == 0
     assert all(np.allclose(k, e, atol=1e-6) for k, e in zip(kept, expected, strict=True))
     # the epochs did move the weights (else every kept set would pass trivially)
     assert any(not np.allclose(a, b) for a, b in zip(seen[0], seen[-1], strict=True))

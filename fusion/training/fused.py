@@ -283,13 +283,21 @@ def tuned_extractors(bundle: str | Path, tuned: Mapping[str, Any], folder: str |
         final = trunk.reports[-1]
         description = {"start_stage": trunk.start_stage, "training": training,
                        "standardisation": [round(v, 4) for v in trunk.standardisation],
-                       "best_epoch": final.get("best_epoch"),
+                       **_kept_weights(final),
                        "validation_srcc": final.get("validation_srcc"),
                        "cross_fitted_folds": len(trunk.reports) - 1}
         extractors.append(BackboneExtractor(entry["backbone"], graph, sha256_of(graph),
                                             max_patches=entry["max_patches"],
                                             tuned=description))
     return extractors, differences
+
+
+def _kept_weights(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Which weights a tuning run kept, from its report: the best epoch, or an average."""
+    if report.get("averaged_from"):
+        return {"averaged_epochs": [report["averaged_from"], len(report["validation_srcc"])],
+                "averaged_srcc": report.get("averaged_srcc")}
+    return {"best_epoch": report.get("best_epoch")}
 
 
 def _export_difference(model: Any, graph: Path) -> float:

@@ -90,7 +90,9 @@ class BranchReport:
     validation_srcc: list[float] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
-    #: with weight averaging: the averaged weights' validation SRCC (they are kept)
+    #: with weight averaging: the first averaged epoch (0: the best epoch was kept) and
+    #: the averaged weights' validation SRCC (they are kept)
+    averaged_from: int = 0
     averaged_srcc: float | None = None
 
 
@@ -294,6 +296,7 @@ def fit_branch(name: str, activations: NDArray[np.float16], scores: NDArray[np.f
     if settings.average_from:
         count = settings.epochs - settings.average_from + 1
         branch.set_weights([(total / count).astype(np.float32) for total in summed])
+        report.averaged_from = settings.average_from
         report.averaged_srcc = round(float(srcc(
             branch_quality(branch, activations[validation])[0], scores[validation])), 4)
     else:
