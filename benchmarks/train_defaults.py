@@ -72,12 +72,17 @@ WORK = ROOT / "benchmarks" / "results"
 #: The accurate preset's backbones and patches per image: 4/9/6 measured 0.797 CLIVE 5-fold
 #: SRCC against 0.798 for 9/9/9, at 48 ms less per 500×500 image (docs/models.md).
 ACCURATE_PATCHES = {"efficientnet_lite0": 4, "efficientnet_lite1": 9, "efficientnet_lite2": 6}
+#: The tuning recipe: stages 5, 6 and the head, the mean of epochs 5–12's weights (CLIVE
+#: 5-fold: each trunk +0.009 SRCC over its best validation epoch, README; the shipped
+#: bundles, tuned 2026-12-01, kept the best epoch: ``{"start_stage": 5}``).
+TUNING_RECIPE = {"start_stage": 5, "epochs": 12, "average_from": 5}
 TUNED_TRAINING = ("CLIVE share, the default's training part; stages 5, 6 and the head "
                   "convolution tuned from ImageNet on the grid's patches under 8 dihedral "
-                  "transforms, MSE + pairwise rank loss, 12 epochs, the mean of the weights "
-                  "of epochs 5-12 kept (validated on a content-disjoint 15 %); the stacker "
-                  "learned from qualities cross-fitted over 5 content-disjoint folds of the "
-                  "training part")
+                  f"transforms, MSE + pairwise rank loss, {TUNING_RECIPE['epochs']} epochs, "
+                  f"the mean of the weights of epochs {TUNING_RECIPE['average_from']}-"
+                  f"{TUNING_RECIPE['epochs']} kept (validated on a content-disjoint 15 %); "
+                  "the stacker learned from qualities cross-fitted over 5 content-disjoint "
+                  "folds of the training part")
 CLIVE_DESCRIPTION = ("CLIVE share (LIVE In the Wild, Ghadiyaram & Bovik 2016): 696 "
                      "photographs, crowd MOS 0–100")
 #: bundle name → (folder, work folder of its backbones and feature cache)
@@ -98,10 +103,6 @@ def severity_dataset() -> Dataset:
 
 #: Where the tuned trunks and their activation caches live (shared with nr_tuning.py).
 TUNING_WORK = WORK / "nr_tuning"
-#: The tuning recipe: stages 5, 6 and the head, the mean of epochs 5–12's weights (CLIVE
-#: 5-fold: each trunk +0.009 SRCC over its best validation epoch, README; the shipped
-#: bundles, tuned 2026-12-01, kept the best epoch: ``{"start_stage": 5}``).
-TUNING_RECIPE = {"start_stage": 5, "average_from": 5}
 
 
 def tuned_trunks(dataset: Dataset, backbones: dict[str, int]) -> dict[str, Any]:
